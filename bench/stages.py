@@ -1,0 +1,188 @@
+"""CPU cost of each pipeline stage, per call, without HTTP or a network in the way.
+
+Runs in its own process against one source tree (the checkout or a patched
+copy), with the benchmark's generated config and real rows fetched once from
+the benchmark database, and times every pure-CPU step of a call with
+the thread's CPU clock: best of several repeats of many iterations, so the
+figures move little on a busy machine.  Prints one JSON object.
+
+    python -m bench.stages --config GW.yaml [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "time_call"]
+
+
+def time_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float:
+    """Best microseconds per call over ``repeat`` rounds of ``number`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.thread_time_ns()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.thread_time_ns() - t0) / number / 1000)
+    return best
+
+
+def _time_async(
+    loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[object]], number: int
+) -> float:
+    async def rounds() -> float:
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.thread_time_ns()
+            for _ in range(number):
+                await fn()
+            best = min(best, (time.thread_time_ns() - t0) / number / 1000)
+        return best
+
+    return loop.run_until_complete(rounds())
+
+
+def _measure(config: Path, cases: list[tuple[str, str, str]], number: int) -> dict[str, Any]:
+    # The gateway is whatever tree is on PYTHONPATH (the checkout or a patched copy), so
+    # its modules are looked up by name rather than imported for the type checker.
+    def mod(name: str) -> Any:
+        return importlib.import_module(name)
+
+    from aiohttp.test_utils import make_mocked_request
+    from prometheus_client import CollectorRegistry
+
+    from bench.workload import OFFICE, OFFICER, authorization
+
+    settings = mod("gateway.config.build").load_settings(config)
+    lc2 = settings.lc2
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    creds = mod("gateway.auth").CredentialStore(settings.consumers)
+    metrics = mod("gateway.metrics").Metrics(
+        CollectorRegistry(), services=list(settings.services), backends=list(settings.backends),
+        version=settings.version,
+    )
+    audit = mod("gateway.audit").AuditWriter(settings.audit, settings.services)
+    access = mod("gateway.logs").AccessLog(settings.logging.access)
+    new_record = mod("gateway.pipeline").new_record
+    request_mod = mod("gateway.request")
+    success_response = mod("gateway.respond").success_response
+    headers = {
+        "Authorization": authorization(),
+        "X-Office-Request": OFFICE,
+        "X-User-Request": OFFICER,
+        "User-Agent": "Linkage Center 2/bench",
+    }
+
+    async def fetch(svc: Any, pid: str) -> list[dict[str, Any]]:
+        backend = settings.backends[svc.backend]
+        adapter = backend.factory.create(backend.name, backend.options, backend.limits)
+        await adapter.open()
+        try:
+            query = make_mocked_request("GET", f"/?personalId={pid}").query
+            params = request_mod.parse_params(svc, lc2, query, {})
+            return [dict(r) for r in await adapter.fetch(svc.operation, params)]
+        finally:
+            await adapter.close()
+
+    loop.run_until_complete(creds.authenticate(headers["Authorization"]))  # scrypt once
+    out: dict[str, Any] = {}
+    for label, service, pid in cases:
+        sandbox = service == "sandbox"
+        svc = settings.services["fisher" if sandbox else service]
+        request = make_mocked_request("GET", f"{svc.data_path}?personalId={pid}", headers=headers)
+        rows = list(svc.sandbox_rows) if sandbox else loop.run_until_complete(fetch(svc, pid))
+        out[label] = _stages(
+            loop, number, svc=svc, rows=rows, request=request, lc2=lc2, creds=creds,
+            metrics=metrics, audit=audit, access=access, new_record=new_record,
+            request_mod=request_mod, success_response=success_response,
+        )
+    loop.close()
+    return out
+
+
+def _stages(
+    loop: asyncio.AbstractEventLoop,
+    number: int,
+    *,
+    svc: Any,
+    rows: list[dict[str, Any]],
+    request: Any,
+    lc2: Any,
+    creds: Any,
+    metrics: Any,
+    audit: Any,
+    access: Any,
+    new_record: Any,
+    request_mod: Any,
+    success_response: Any,
+) -> dict[str, float]:
+    from bench.workload import OFFICE, OFFICER
+
+    mapped = svc.mapper.map_rows(rows)
+    rec = new_record(request, lc2.request_id_header, "data")
+    rec.service, rec.consumer, rec.office, rec.officer = svc.name, "lc2", OFFICE, OFFICER
+    rec.status, rec.code, rec.rows, rec.duration = 200, "000", len(mapped.rows), 0.004
+    rec.backend_duration = 0.002
+    rec.timings.update(request=1e-4, plan=1e-5, execute=2e-3, normalise=1e-4, audit=1e-3)
+    query = request.query
+    header = request.headers["Authorization"]
+
+    def server_timing() -> str:
+        return ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in rec.timings.items())
+
+    stage: dict[str, float] = {
+        "rows": float(len(rows)),
+        "new_record": time_call(
+            lambda: new_record(request, lc2.request_id_header, "data"), number=number
+        ),
+        "credentials (cached)": _time_async(loop, lambda: creds.authenticate(header), number),
+        "parse_params": time_call(
+            lambda: request_mod.parse_params(svc, lc2, query, {}), number=number
+        ),
+        "map_rows": time_call(lambda: svc.mapper.map_rows(rows), number=number),
+        "success_response": time_call(
+            lambda: success_response(lc2, mapped.rows, {"X-Request-Id": "x" * 32}),
+            number=number,
+        ),
+        "audit.to_row": time_call(lambda: audit.to_row(rec), number=number),
+        "metrics.observe": time_call(lambda: metrics.observe(rec), number=number),
+        "access_log.observe": time_call(lambda: access.observe(rec), number=number),
+        "server_timing": time_call(server_timing, number=number),
+    }
+    stage["sum of stages"] = sum(v for k, v in stage.items() if k != "rows")
+    return stage
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--pid-single", required=True)
+    p.add_argument("--pid-owner", required=True)
+    p.add_argument("--number", type=int, default=2000)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    cases = [  # (label, service, citizen ID)
+        ("single", "fisher", args.pid_single),
+        ("rows10", "vessel", args.pid_owner),
+        ("sandbox", "sandbox", args.pid_single),
+    ]
+    result = _measure(args.config, cases, args.number)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

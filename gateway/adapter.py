@@ -1,0 +1,122 @@
+"""The adapter interface: everything a backend in ``adapters/`` implements.
+
+This module is the only part of the gateway an adapter may import.  An adapter
+package registers an :class:`AdapterFactory` under the entry-point group
+``lc2_gateway.adapters``; the YAML ``type:`` of a backend names it.
+
+Life cycle, driven by the gateway:
+
+1. at config load, ``factory.options_model`` validates the backend block and
+   ``factory.operation_model`` each service's ``operation:`` block;
+   ``factory.prepare`` compiles an operation once (e.g. rewrites ``:name``
+   placeholders into the driver's style) - nothing is parsed per request;
+2. ``factory.create`` builds the adapter, ``open`` connects its pool;
+3. ``fetch`` runs a prepared operation with bound parameters and returns rows
+   as mappings of legacy column name to driver value; ``probe`` is the cheap
+   health check the background monitor calls;
+4. ``close`` releases everything.
+
+Adapters signal failures only with the backend errors re-exported here
+(unavailable 503, busy 503, timeout 504, error 502, and for services that
+answer with documents: fault 502, rejected 400, no record 404, bad response
+502, TLS 502), so the gateway answers consistently whatever the backend.
+Timeouts are enforced inside the adapter because only the driver knows how to
+cancel work on the server (asyncpg cancels the query, SQLite interrupts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.errors import (
+    BackendBadResponse,
+    BackendBusy,
+    BackendError,
+    BackendFault,
+    BackendNoRecord,
+    BackendRejected,
+    BackendTimeout,
+    BackendTLSError,
+    BackendUnavailable,
+)
+
+__all__ = [
+    "Adapter",
+    "AdapterFactory",
+    "BackendBadResponse",
+    "BackendBusy",
+    "BackendError",
+    "BackendFault",
+    "BackendLimits",
+    "BackendNoRecord",
+    "BackendRejected",
+    "BackendTLSError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "OptionsModel",
+    "PoolStats",
+    "PrepareError",
+    "Row",
+]
+
+Row = Mapping[str, object]
+
+
+class OptionsModel(BaseModel):
+    """Base for adapter option models: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PrepareError(ValueError):
+    """An operation that can not be compiled; ``path`` points inside ``operation:``."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class BackendLimits:
+    """Limits common to every backend, set in YAML next to ``type:``."""
+
+    pool_size: int
+    acquire_timeout: float
+    query_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    size: int
+    in_use: int
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    async def open(self) -> None:
+        """Create the pool.  Must not fail if the backend is down: connect lazily."""
+
+    async def close(self) -> None: ...
+
+    async def fetch(self, operation: Any, params: Mapping[str, object]) -> Sequence[Row]:
+        """Run a prepared operation; raise only the backend errors of this module."""
+
+    async def probe(self) -> None:
+        """Cheapest round trip that proves the backend answers; raise on failure."""
+
+    def pool_stats(self) -> PoolStats: ...
+
+
+class AdapterFactory(Protocol):
+    type_name: ClassVar[str]
+    options_model: ClassVar[type[OptionsModel]]
+    operation_model: ClassVar[type[OptionsModel]]
+
+    def prepare(self, options: Any, operation: Any, param_names: Sequence[str]) -> Any:
+        """Compile an operation once; raise PrepareError naming what is wrong."""
+
+    def create(self, name: str, options: Any, limits: BackendLimits) -> Adapter: ...

@@ -1,0 +1,195 @@
+"""The two aiohttp applications: the LC2-facing one and the admin one.
+
+LC2 routes are resolved by the current config generation's router (see
+:mod:`gateway.router`), so a reload can change them; aiohttp's own router
+only holds ``/health`` and one catch-all.  The admin application (metrics,
+liveness, readiness, health, reload, ``/openapi.json``) belongs on a local
+or management address, never on the LC2 network.
+
+Before a call reaches the pipeline, the front door (:mod:`gateway.security.front`)
+resolves the caller's address and applies the gateway-wide allow list; only
+canonical paths are routed, and a data call with a body is refused.  Health
+answers on the LC2 listener name a backend's trouble in a word, never with
+the driver's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
+from gateway.openapi import openapi_handler
+from gateway.request import authenticate
+from gateway.respond import error_response, json_response
+from gateway.runtime import Generation, Runtime, build_runtime
+from gateway.security.errors import AddressNotAllowed, MalformedRequest
+from gateway.security.front import Client, FrontDoor, canonical_path
+from gateway.security.headers import with_security_headers
+from gateway.status import status_routes
+
+__all__ = ["RUNTIME", "build_admin_app", "build_app", "build_runtime", "gateway_health"]
+
+RUNTIME = web.AppKey("runtime", Runtime)
+_ALLOWED = ("GET", "HEAD")
+
+
+def gateway_health(rt: Runtime) -> tuple[int, dict[str, Any]]:
+    gen = rt.current
+    health = gen.health.all()
+    up = sum(1 for h in health.values() if h.status == "up")
+    audit_ok = rt.audit.healthy
+    if rt.maintenance.active:
+        status = "maintenance"
+    elif not audit_ok or up == 0:
+        status = "down"
+    elif up < len(health):
+        status = "degraded"
+    else:
+        status = "up"
+    body = {
+        "status": status,
+        "version": gen.settings.version,
+        "maintenance": rt.maintenance.message,
+        "audit": {"status": "up" if audit_ok else "down", "error": rt.audit.last_error},
+        "backends": {name: h.as_dict() for name, h in health.items()},
+    }
+    return (503 if status in ("down", "maintenance") else 200), body
+
+
+def _in_a_word(error: object) -> str | None:
+    """A backend's trouble for callers on the LC2 network: no driver text, host or user."""
+    if error is None:
+        return None
+    text = str(error).lower()
+    return "timed out" if "timed out" in text or "timeout" in text else "unavailable"
+
+
+def _public_health(body: dict[str, Any]) -> dict[str, Any]:
+    backends = {
+        name: {**h, "error": _in_a_word(h.get("error"))} for name, h in body["backends"].items()
+    }
+    audit = {**body["audit"], "error": _in_a_word(body["audit"].get("error"))}
+    return {**body, "audit": audit, "backends": backends}
+
+
+async def _service_health(
+    rt: Runtime,
+    gen: Generation,
+    request: web.Request,
+    service: str,
+    backend: str,
+    client: Client,
+) -> web.StreamResponse:
+    lc2 = gen.settings.lc2
+    if lc2.health_requires_auth:
+        try:
+            await authenticate(lc2, gen.pipeline.credentials, request.headers, client)
+        except GatewayError as err:
+            return error_response(lc2, err, "-", {})
+    h = gen.health.get(backend).as_dict()
+    status = "maintenance" if rt.maintenance.active else h["status"]
+    body = {"service": service, "backend": backend, **h, "status": status}
+    body["error"] = _in_a_word(h["error"])
+    return json_response(body, status=200 if status == "up" else 503)
+
+
+def build_app(rt: Runtime) -> web.Application:
+    settings = rt.settings
+    app = web.Application(client_max_size=settings.listen.client_max_size)
+    app[RUNTIME] = rt
+    with_security_headers(app, tls=settings.security.tls is not None)
+    door = FrontDoor()  # lives with the app: lock-outs outlast config reloads
+    door.register_metrics(rt.metrics.registry)
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await rt.start()
+        yield
+        await rt.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def health(request: web.Request) -> web.StreamResponse:
+        gen = rt.current
+        client = door.admit(request, gen.settings.security)
+        if not client.allowed:
+            return await gen.pipeline.reject(request, AddressNotAllowed(), client=client)
+        if request.method not in _ALLOWED:
+            return await gen.pipeline.reject(request, MethodNotAllowed(_ALLOWED), client=client)
+        status, body = gateway_health(rt)
+        return json_response(_public_health(body), status=status)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        gen = rt.current  # the generation this call runs on, to its end
+        pipeline = gen.pipeline
+        client = door.admit(request, gen.settings.security)
+        if not client.allowed:
+            return await pipeline.reject(request, AddressNotAllowed(), client=client)
+        match = gen.router.match(request.path)
+        if match is None or not canonical_path(request):
+            missing = NotFound(f"no endpoint at {request.path}")
+            return await pipeline.reject(request, missing, client=client)
+        service = match.service.name
+        if request.method not in _ALLOWED:
+            refused = MethodNotAllowed(_ALLOWED)
+            return await pipeline.reject(request, refused, service, client=client)
+        if request.body_exists:  # LC2 input is in the URL; a body is never read, so never drained
+            body = MalformedRequest("a request body is not accepted")
+            response = await pipeline.reject(request, body, service, client=client)
+            response.force_close()
+            return response
+        if match.kind == "health":
+            return await _service_health(rt, gen, request, service, match.service.backend, client)
+        if rt.maintenance.active:
+            closed = Maintenance(rt.maintenance.message)
+            return await pipeline.reject(request, closed, service, client=client)
+        gen.enter()
+        try:
+            return await pipeline.call(
+                match.service,
+                request,
+                sandbox_url=match.kind == "sandbox",
+                path_params=match.path_params,
+                client=client,
+            )
+        finally:
+            gen.leave()
+
+    app.router.add_route("*", "/health", health)
+    # every path, a decoded newline in it too, is the gateway's to answer (as JSON)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
+    return app
+
+
+def build_admin_app(rt: Runtime) -> web.Application:
+    """Admin listener; its life cycle is tied to the main app, which it never outlives."""
+    app = web.Application()
+    app[RUNTIME] = rt
+    with_security_headers(app)
+
+    async def live(_: web.Request) -> web.StreamResponse:
+        return json_response({"status": "alive"})
+
+    async def ready(_: web.Request) -> web.StreamResponse:
+        return json_response({"ready": rt.ready}, status=200 if rt.ready else 503)
+
+    async def health(_: web.Request) -> web.StreamResponse:
+        status, body = gateway_health(rt)
+        return json_response(body, status=status)
+
+    async def reload(_: web.Request) -> web.StreamResponse:
+        ok, message = await rt.reload(Path(rt.settings.source))
+        return json_response({"reloaded": ok, "message": message}, status=200 if ok else 400)
+
+    app.router.add_get("/metrics", make_aiohttp_handler(rt.metrics.registry))
+    app.router.add_get("/live", live)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/health", health)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_get("/openapi.json", openapi_handler(lambda: rt.settings))
+    app.router.add_routes(status_routes(rt, gateway_health))
+    return app

@@ -1,0 +1,374 @@
+"""The embedded audit store: one SQLite file in WAL mode.
+
+All statements run on plain ``sqlite3`` connections.  The gateway's writer
+runs them on one dedicated thread (one hop per batch: begin, read the chain
+head, link, insert, move the head, commit), so the event loop never waits on
+the disk.  Several worker processes may share the file: ``BEGIN IMMEDIATE``
+serialises their appends, and each reads the chain head inside its own
+transaction, so they extend one chain without a fork.
+
+A SQLite transaction is atomic on a crash (even ``kill -9`` mid-commit): a
+batch is either wholly in the file, with the chain head that points at it,
+or not at all.  That is why a torn last batch never breaks the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.audit.chain import Head, Segmenter, link
+from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
+from gateway.audit.seal import SEAL_COLUMNS, Seal
+from gateway.audit.store import SqlReader, StoreError, quoted
+
+__all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
+
+T = TypeVar("T")
+SCHEMA_VERSION = "2"
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS audit_log (
+    id           INTEGER PRIMARY KEY,
+    ts           TEXT    NOT NULL,  -- ISO 8601, UTC, milliseconds
+    request_id   TEXT    NOT NULL,
+    consumer     TEXT,
+    office       TEXT,
+    officer      TEXT,              -- the officer acts in office: kept in clear
+    client_ip    TEXT,
+    user_agent   TEXT,
+    method       TEXT    NOT NULL,
+    path         TEXT    NOT NULL,  -- citizen IDs in paths are masked
+    service      TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,  -- data | sandbox | unrouted
+    sandbox      INTEGER NOT NULL,
+    subject_hash TEXT,              -- HMAC-SHA256(key, queried citizen ID), hex
+    subject_hint TEXT,              -- masked citizen ID, for a person reading the trail
+    params       TEXT    NOT NULL,  -- JSON, each parameter per its audit mode
+    status       INTEGER NOT NULL,
+    code         TEXT    NOT NULL,
+    rows         INTEGER NOT NULL,
+    latency_ms   REAL    NOT NULL,
+    backend_ms   REAL,
+    error        TEXT,
+    chain        TEXT,              -- the writer's chain (audit.instance)
+    seq          INTEGER,           -- position in the chain: 1, 2, 3 ...
+    segment      TEXT,              -- sealing period: 2026-10-14 (or 2026-10-14T09)
+    prev_hash    TEXT,              -- row_hash of the record before
+    row_hash     TEXT               -- see gateway/audit/chain.py
+)""",
+    """CREATE TABLE IF NOT EXISTS audit_seal (
+    chain TEXT NOT NULL, segment TEXT NOT NULL,
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, "count" INTEGER NOT NULL,
+    first_ts TEXT NOT NULL, last_ts TEXT NOT NULL,
+    prev_hash TEXT NOT NULL, last_hash TEXT NOT NULL, prev_seal TEXT NOT NULL,
+    sealed_at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
+    seal_hash TEXT NOT NULL,
+    archive TEXT, archive_sha256 TEXT, archived_at TEXT,
+    PRIMARY KEY (chain, segment)
+)""",
+    """CREATE TABLE IF NOT EXISTS audit_chain (
+    chain TEXT PRIMARY KEY, head_seq INTEGER NOT NULL, head_hash TEXT NOT NULL,
+    head_segment TEXT, sealed_seq INTEGER NOT NULL DEFAULT 0, sealed_segment TEXT,
+    seal_hash TEXT
+)""",
+    "CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS audit_log_subject ON audit_log (subject_hash)",
+    "CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts)",
+    "CREATE INDEX IF NOT EXISTS audit_log_officer ON audit_log (officer, ts)",
+    "CREATE INDEX IF NOT EXISTS audit_log_office ON audit_log (office, ts)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS audit_log_chain_seq ON audit_log (chain, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_log_segment ON audit_log (chain, segment, seq)",
+]
+SCHEMA = ";\n".join(_TABLES + _INDEXES) + ";\n"
+_CHAIN_TYPES = {"chain": "TEXT", "seq": "INTEGER", "segment": "TEXT"}
+
+_INSERT = (
+    f"INSERT INTO audit_log ({quoted(CONTENT_COLUMNS + CHAIN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(CONTENT_COLUMNS) + len(CHAIN_COLUMNS)))})"
+)
+_HEAD = "SELECT head_seq, head_hash, head_segment, sealed_segment FROM audit_chain WHERE chain = ?"
+_MOVE_HEAD = (
+    "INSERT INTO audit_chain (chain, head_seq, head_hash, head_segment) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (chain) DO UPDATE SET head_seq = excluded.head_seq, "
+    "head_hash = excluded.head_hash, head_segment = excluded.head_segment"
+)
+
+
+class KeyMismatch(RuntimeError):
+    """The store was written under another citizen-ID key: refuse to start."""
+
+
+class SqliteStore(SqlReader):
+    """A connection to the file; every method is synchronous."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(
+        cls, path: Path, *, synchronous: str = "full", create: bool = False, busy_ms: int = 2000
+    ) -> SqliteStore:
+        if not create and not path.exists():
+            raise StoreError(f"no audit store at {path}")
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"audit store {path}: {exc}") from exc
+        return cls(conn, path)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def _transaction(self, fn: Callable[[], T]) -> T:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn()
+            c.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+            raise
+        return out
+
+    # -- schema, key, migration ------------------------------------------------------
+
+    def prepare(self, fingerprint: str, chain: str, segmenter: Segmenter) -> None:
+        """Create or upgrade the schema; refuse a different citizen-ID key."""
+
+        def run() -> None:
+            c = self.conn
+            for ddl in _TABLES:
+                c.execute(ddl)
+            have = {r[1] for r in c.execute("PRAGMA table_info(audit_log)")}
+            for col in CHAIN_COLUMNS:
+                if col not in have:  # a store written before chaining existed
+                    kind = _CHAIN_TYPES.get(col, "TEXT")
+                    c.execute(f"ALTER TABLE audit_log ADD COLUMN {col} {kind}")
+            for ddl in _INDEXES:
+                c.execute(ddl)
+            meta = dict(c.execute("SELECT key, value FROM audit_meta").fetchall())
+            stored = meta.get("key_fingerprint")
+            if stored is None:
+                c.executemany(
+                    "INSERT INTO audit_meta (key, value) VALUES (?, ?)",
+                    [("key_fingerprint", fingerprint), ("schema_version", SCHEMA_VERSION)],
+                )
+            elif stored != fingerprint:
+                raise KeyMismatch(
+                    f"audit key does not match the one {self.path} was written with; "
+                    "restore the original key (audit.key / audit.key_file)"
+                )
+            elif meta.get("schema_version") == "1":
+                # Only once, during the upgrade: rows without a place in the chain found
+                # later were written around the gateway and are reported, never adopted.
+                self._chain_legacy_rows(chain, segmenter)
+                c.execute(
+                    "UPDATE audit_meta SET value = ? WHERE key = 'schema_version'",
+                    (SCHEMA_VERSION,),
+                )
+
+        try:
+            self._transaction(run)
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit store {self.path}: {exc}") from exc
+
+    def _chain_legacy_rows(self, chain: str, segmenter: Segmenter) -> None:
+        import datetime as dt
+
+        c = self.conn
+        cols = quoted(CONTENT_COLUMNS)
+        while True:
+            batch = c.execute(
+                f"SELECT id, {cols} FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT 5000"
+            ).fetchall()
+            if not batch:
+                return
+            head = self._head(chain)
+            items = [(tuple(r[1:]), dt.datetime.fromisoformat(r[1]).timestamp()) for r in batch]
+            rows, new = link(head, chain, items, segmenter)
+            n = len(CONTENT_COLUMNS)
+            c.executemany(
+                "UPDATE audit_log SET chain = ?, seq = ?, segment = ?, prev_hash = ?, row_hash = ? "
+                "WHERE id = ?",
+                [(*row[n:], r[0]) for row, r in zip(rows, batch, strict=True)],
+            )
+            c.execute(_MOVE_HEAD, (chain, new.seq, new.hash, new.segment))
+
+    def _head(self, chain: str) -> Head:
+        row = self.conn.execute(_HEAD, (chain,)).fetchone()
+        return Head(*row) if row else Head()
+
+    # -- the writer's side -----------------------------------------------------------------
+
+    def append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], chain: str, seg: Segmenter
+    ) -> Head | None:
+        """Append what ``take()`` returns once the write lock is held (see writer.py)."""
+
+        def run() -> Head | None:
+            items = take()
+            if not items:
+                return None
+            rows, new = link(self._head(chain), chain, items, seg)
+            self.conn.executemany(_INSERT, rows)
+            self.conn.execute(_MOVE_HEAD, (chain, new.seq, new.hash, new.segment))
+            return new
+
+        return self._transaction(run)
+
+    def probe(self, chain: str, now: str) -> None:
+        """A small real write: proves the file can be written again."""
+        self._transaction(
+            lambda: self.conn.execute(
+                "INSERT INTO audit_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"heartbeat:{chain}", now),
+            )
+        )
+
+    # -- seals and retention ---------------------------------------------------------------------
+
+    def insert_seal(self, seal: Seal, previous: Seal | None) -> bool:
+        """Store ``seal`` unless the chain moved meanwhile (another sealer, a late record)."""
+
+        def run() -> bool:
+            c = self.conn
+            latest = c.execute(
+                "SELECT seal_hash FROM audit_seal WHERE chain = ? ORDER BY first_seq DESC LIMIT 1",
+                (seal.chain,),
+            ).fetchone()
+            if (latest[0] if latest else None) != (previous.seal_hash if previous else None):
+                return False
+            end = c.execute(
+                "SELECT max(seq) FROM audit_log WHERE chain = ? AND segment = ?",
+                (seal.chain, seal.segment),
+            ).fetchone()
+            last = c.execute(
+                "SELECT row_hash FROM audit_log WHERE chain = ? AND seq = ?",
+                (seal.chain, seal.last_seq),
+            ).fetchone()
+            if end is None or end[0] != seal.last_seq or last is None or last[0] != seal.last_hash:
+                return False
+            c.execute(
+                f"INSERT INTO audit_seal ({quoted(SEAL_COLUMNS)}, seal_hash) "
+                f"VALUES ({', '.join('?' * (len(SEAL_COLUMNS) + 1))})",
+                (*seal.values(), seal.seal_hash),
+            )
+            c.execute(
+                "UPDATE audit_chain SET sealed_seq = ?, sealed_segment = ?, seal_hash = ? "
+                "WHERE chain = ?",
+                (seal.last_seq, seal.segment, seal.seal_hash, seal.chain),
+            )
+            return True
+
+        return self._transaction(run)
+
+    def mark_archived(self, seal: Seal, name: str, sha256: str, at: str) -> None:
+        self._transaction(
+            lambda: self.conn.execute(
+                "UPDATE audit_seal SET archive = ?, archive_sha256 = ?, archived_at = ? "
+                "WHERE chain = ? AND segment = ?",
+                (name, sha256, at, seal.chain, seal.segment),
+            )
+        )
+
+    def purge_segment(self, seal: Seal, batch: int = 2000) -> int:
+        """Delete an archived segment's records in short transactions (writers keep going)."""
+        total = 0
+        while True:
+            n = self._transaction(
+                lambda: (
+                    self.conn.execute(
+                        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log "
+                        "WHERE chain = ? AND segment = ? AND seq BETWEEN ? AND ? LIMIT ?)",
+                        (seal.chain, seal.segment, seal.first_seq, seal.last_seq, batch),
+                    ).rowcount
+                )
+            )
+            total += n
+            if n < batch:
+                return total
+
+
+class SqliteWriterStore:
+    """The gateway writer's handle: the store on one dedicated thread, reopened after a failure."""
+
+    def __init__(self, path: Path, synchronous: str, chain: str, segmenter: Segmenter) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.chain = chain
+        self.segmenter = segmenter
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-sqlite")
+        self._store: SqliteStore | None = None
+        self._fingerprint = ""
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _open(self) -> SqliteStore:
+        if self._store is None:
+            store = SqliteStore.open(self.path, synchronous=self.synchronous, create=True)
+            try:
+                store.prepare(self._fingerprint, self.chain, self.segmenter)
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+        return self._store
+
+    def _guarded(self, fn: Callable[[SqliteStore], T]) -> T:
+        try:
+            return fn(self._open())
+        except KeyMismatch:
+            raise
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            # a fresh connection next time: a replaced, repaired or remounted file
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            raise StoreError(f"audit store {self.path}: {exc}") from exc
+
+    async def open(self, fingerprint: str) -> None:
+        self._fingerprint = fingerprint
+        await self._call(self._guarded, lambda s: None)
+
+    async def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
+        return await self._call(self._guarded, lambda s: s.append(take, self.chain, self.segmenter))
+
+    async def probe(self, now: str) -> None:
+        await self._call(self._guarded, lambda s: s.probe(self.chain, now))
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+        await self._call(shut)
+        self._executor.shutdown(wait=False)
+
+    def reader(self) -> SqliteStore:
+        """A separate connection for a thread that seals (WAL lets it read beside the writer)."""
+        return SqliteStore.open(self.path, synchronous=self.synchronous)

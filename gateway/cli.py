@@ -1,0 +1,204 @@
+"""``lc2-gateway`` command line.
+
+Exit codes: 0 success; 1 the config, the input or the running gateway said
+no; 2 usage error (argparse) or a setting the command needs is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from gateway.audit.cli import register as register_audit
+from gateway.auth import hash_password
+from gateway.config.build import load_settings
+from gateway.config.loader import ConfigError
+from gateway.config.runtime import Settings
+from gateway.describe import register as register_describe
+from gateway.describe.routes import register as register_routes
+from gateway.openapi import register as register_openapi
+
+__all__ = ["apply_overrides", "main"]
+
+
+def apply_overrides(settings: Settings, port: int | None) -> Settings:
+    if port is None:
+        return settings
+    return replace(settings, listen=settings.listen.model_copy(update={"port": port}))
+
+
+def _load(path: str, *, create_key_file: bool = True) -> Settings | None:
+    try:
+        return load_settings(Path(path), create_key_file=create_key_file)
+    except ConfigError as exc:
+        print(f"lc2-gateway: invalid config {path}", file=sys.stderr)
+        for p in exc.problems:
+            print("  " + p.render(exc.source), file=sys.stderr)
+        return None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.logs import setup_logging
+
+    settings = _load(args.config)
+    if settings is None:
+        return 1
+    settings = apply_overrides(settings, args.port)
+    if args.workers > 1:
+        from gateway.workers import run_workers
+
+        listener = setup_logging(settings.logging.level)
+        try:
+            return run_workers(
+                Path(args.config), args.workers, args.port, settings.shutdown_timeout
+            )
+        finally:
+            listener.stop()
+    from gateway.server import run
+
+    listener = setup_logging(settings.logging.level)
+    try:
+        run(settings)
+    finally:
+        listener.stop()
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(Path(args.config), create_key_file=False)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p.render(exc.source))
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK (config version {settings.version})")
+    for name, svc in sorted(settings.services.items()):
+        print(
+            f"  {name}: GET {svc.data_path}  sandbox {svc.sandbox_path}  health {svc.health_path}"
+        )
+    if args.connect:
+        import asyncio
+
+        from gateway.describe.connect import check_backends, print_report
+
+        return print_report(asyncio.run(check_backends(settings)))
+    return 0
+
+
+def _cmd_passwd(args: argparse.Namespace) -> int:
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("passwords differ", file=sys.stderr)
+            return 1
+    if len(password) < 12:
+        print("use at least 12 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    """Check the file here first, then ask the running gateway to load it."""
+    settings = _load(args.config, create_key_file=False)
+    if settings is None:
+        return 1
+    if not settings.admin.enabled:
+        print("the admin listener is disabled: send SIGHUP to the process instead", file=sys.stderr)
+        return 2
+    host = "127.0.0.1" if settings.admin.host in ("0.0.0.0", "::") else settings.admin.host
+    url = f"http://{host}:{settings.admin.port}/-/reload"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        body = json.loads(err.read() or b"{}")
+    except (urllib.error.URLError, OSError) as err:
+        print(f"no gateway answering at {url}: {err}", file=sys.stderr)
+        return 1
+    print(body.get("message", body))
+    return 0 if body.get("reloaded") else 1
+
+
+def _cmd_maintenance(args: argparse.Namespace) -> int:
+    from gateway.maintenance import read_message
+
+    settings = _load(args.config, create_key_file=False)
+    if settings is None:
+        return 1
+    path = settings.maintenance_file
+    if path is None:
+        print("set maintenance.file in the config to use maintenance mode", file=sys.stderr)
+        return 2
+    if args.state == "on":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((args.message or "under maintenance") + "\n", encoding="utf-8")
+    elif args.state == "off":
+        path.unlink(missing_ok=True)
+    message = read_message(path)
+    print(f"maintenance: on ({message})" if message else "maintenance: off")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lc2-gateway",
+        description="Serve legacy systems as DOPA Linkage Center 2 (LC2) data providers.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument("--port", type=int, help="override listen.port")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (admin ports: admin.port + index)",
+    )
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("check", help="validate a config; print each problem with its line")
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument(
+        "--connect",
+        action="store_true",
+        help="also open and probe every backend (exit 1 if any fails)",
+    )
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("reload", help="validate a config, then make the running gateway load it")
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.set_defaults(func=_cmd_reload)
+
+    p = sub.add_parser("maintenance", help="switch maintenance mode on or off (maintenance.file)")
+    p.add_argument("state", choices=["on", "off", "status"])
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument("-m", "--message", help="text shown to callers while on")
+    p.set_defaults(func=_cmd_maintenance)
+
+    register_routes(sub)
+    register_audit(sub)
+    register_describe(sub)
+    register_openapi(sub)
+
+    p = sub.add_parser("passwd", help="hash a consumer password for password_hash")
+    p.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=_cmd_passwd)
+
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Quotas and rate limits per officer, office or consumer, shared by all workers.
+
+Counters are fixed windows (second, minute, hour, or a day that starts at
+midnight in the configured time zone, as officers count their day) kept in
+a small SQLite file.  One transaction checks every rule that applies and
+counts the call only if all pass, so a refused call uses up nothing.
+SQLite serialises writers across processes, which is what makes the
+counters right when several workers serve one port, and keeps them across
+reloads and restarts.  Nothing here runs when no rule is configured.
+
+The database work runs on one dedicated thread: SQLite connections are not
+to be shared across threads, and the event loop must never wait on a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from zoneinfo import ZoneInfo
+
+from gateway.config.models import QuotaRule
+from gateway.config.runtime import QuotaSettings
+from gateway.errors import QuotaExceeded
+
+__all__ = ["QuotaStore", "window"]
+
+log = logging.getLogger("lc2_gateway.quota")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota_counter (
+    rule    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    window  TEXT NOT NULL,
+    calls   INTEGER NOT NULL,
+    PRIMARY KEY (rule, subject, window)
+) WITHOUT ROWID;
+"""
+_UNITS = {"second": dt.timedelta(seconds=1), "minute": dt.timedelta(minutes=1),
+          "hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+
+def window(per: str, now: dt.datetime) -> tuple[str, float]:
+    """The window ``now`` falls in, as (key, seconds until it ends)."""
+    if per == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif per == "hour":
+        start = now.replace(minute=0, second=0, microsecond=0)
+    elif per == "minute":
+        start = now.replace(second=0, microsecond=0)
+    else:
+        start = now.replace(microsecond=0)
+    end = start + _UNITS[per]
+    return start.isoformat(), (end - now).total_seconds()
+
+
+class QuotaStore:
+    def __init__(self, cfg: QuotaSettings) -> None:
+        self._cfg = cfg
+        self._tz = ZoneInfo(cfg.timezone)
+        self._db: sqlite3.Connection | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self._cfg.rules)
+
+    def configure(self, cfg: QuotaSettings) -> None:
+        """New rules from a reload; counters are kept (same store)."""
+        self._cfg = QuotaSettings(cfg.rules, self._cfg.store, cfg.timezone)
+        self._tz = ZoneInfo(cfg.timezone)
+
+    async def open(self) -> None:
+        # Opened even without rules, so a reload that adds rules finds it ready.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="quota")
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self._cfg.store.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._cfg.store, timeout=2.0, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # counters, not evidence: the audit is that
+        db.executescript(_SCHEMA)
+        cutoff = (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
+        db.execute("DELETE FROM quota_counter WHERE window < ?", (cutoff,))
+        self._db = db
+
+    async def close(self) -> None:
+        if self._pool is None:
+            return
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+        self._pool = None
+
+    async def _run(self, fn: object, *args: object) -> object:
+        assert self._pool is not None and callable(fn)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def check(self, service: str, sandbox: bool, subjects: dict[str, str]) -> None:
+        """Count this call against every rule that applies, or raise QuotaExceeded."""
+        rules = [
+            r
+            for r in self._cfg.rules
+            if (not sandbox or r.include_sandbox) and ("*" in r.services or service in r.services)
+        ]
+        if not rules:
+            return
+        now = dt.datetime.now(self._tz)
+        try:
+            refused = await self._run(self._take, rules, subjects, now)
+        except sqlite3.Error as exc:
+            # Quotas protect legacy systems from overuse; they are not evidence. A broken
+            # counter store must not stop LC2, so the call goes on and the fault is logged.
+            log.error("quota store unusable, call not counted: %s", exc)
+            return
+        if refused is not None:
+            assert isinstance(refused, tuple)
+            rule, retry_after = refused
+            raise QuotaExceeded(rule.name, rule.limit, rule.per, rule.scope, retry_after)
+
+    def _take(
+        self, rules: list[QuotaRule], subjects: dict[str, str], now: dt.datetime
+    ) -> tuple[QuotaRule, float] | None:
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for rule in rules:
+                key, left = window(rule.per, now)
+                subject = subjects.get(rule.scope, "")
+                row = db.execute(
+                    "SELECT calls FROM quota_counter WHERE rule=? AND subject=? AND window=?",
+                    (rule.name, subject, key),
+                ).fetchone()
+                if row is not None and row[0] >= rule.limit:
+                    db.execute("ROLLBACK")
+                    return rule, left
+                db.execute(
+                    "INSERT INTO quota_counter VALUES (?, ?, ?, 1) ON CONFLICT "
+                    "(rule, subject, window) DO UPDATE SET calls = calls + 1",
+                    (rule.name, subject, key),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        return None

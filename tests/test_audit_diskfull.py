@@ -1,0 +1,157 @@
+"""A full disk under the audit store: fail closed with 503/501, say so, recover unaided.
+
+The store lives on a real 2 MiB tmpfs.  The gateway runs in its own mount
+namespace (``unshare --mount --map-root-user``, which works as root and, on
+kernels with unprivileged user namespaces, without root), so the small
+filesystem exists only for it and vanishes with it; the test reaches the
+same files through ``/proc/<pid>/root``.  Filling the filesystem makes the
+next audit commit fail with SQLITE_FULL exactly as a full disk does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from gateway.audit import keys
+from tests.support import PEOPLE, lc2_headers
+from tests.test_audit_support import Served, cli, serving_config, sql
+
+MOUNT = ("sh", "-c", 'mount -t tmpfs -o size=2m tmpfs "$0" && exec "$@"')
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _fill(directory: Path) -> Path:
+    """Write until the filesystem says ENOSPC (unbuffered: nothing left to flush later)."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 16, 4096, 512, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC, exc
+                    break
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_disk_full_fails_closed_and_recovers_by_itself(tmp_path: Path) -> None:
+    unshare = shutil.which("unshare")
+    assert unshare, "util-linux `unshare` is needed to mount a private tmpfs"
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    config, port, admin = serving_config(
+        tmp_path,
+        path=str(mnt / "audit.sqlite"),
+        seal_key_file=str(tmp_path / "seal.key"),
+        retry_interval=0.2,
+        seal_interval=3600,
+    )
+    prefix = [unshare, "--mount", "--map-root-user", "--propagation", "private", *MOUNT, str(mnt)]
+    gw = Served(config, admin, prefix)
+    try:
+        gw.wait_ready()
+        store = Path(f"/proc/{gw.proc.pid}/root{mnt}")  # the gateway's view of the tmpfs
+        assert (store / "audit.sqlite").exists(), "the store is not on the private tmpfs"
+        api = f"http://127.0.0.1:{port}/api/v1/fisher?personalId={PEOPLE[0]['pid']}"
+
+        def data_call(rid: str) -> tuple[int, dict[str, object]]:
+            status, body = _get(api, lc2_headers(**{"X-Request-Id": rid}))
+            return status, json.loads(body)
+
+        assert data_call("before")[0] == 200
+        filler = _fill(store)
+        refused: list[str] = []
+        for i in range(50):  # at most a few commits still fit in pages SQLite already holds
+            rid = f"full-{i}-{uuid.uuid4().hex[:6]}"
+            status, body = data_call(rid)
+            if status == 503:
+                assert body["responseCode"] == "501" and "data" not in body, body
+                refused.append(rid)
+                break
+        assert refused, "the gateway kept answering with a full disk"
+        status, raw = _get(f"http://127.0.0.1:{admin}/health")
+        health = json.loads(raw)
+        assert status == 503 and health["audit"]["status"] == "down"
+        assert "full" in str(health["audit"]["error"]).lower()
+        _, metrics = _get(f"http://127.0.0.1:{admin}/metrics")
+        failures = [
+            line
+            for line in metrics.decode().splitlines()
+            if line.startswith("lc2_gateway_audit_write_failures_total")
+        ]
+        assert failures and float(failures[0].split()[-1]) >= 1
+
+        filler.unlink()  # space comes back; no call is made until health says so
+        deadline = time.monotonic() + 10
+        while _get(f"http://127.0.0.1:{admin}/health")[0] != 200:
+            assert time.monotonic() < deadline, gw.output()
+            time.sleep(0.1)
+        assert data_call("after")[0] == 200
+
+        # the trail on the tmpfs: the refused call is not there, the chain is intact
+        public = tmp_path / "seal.pub"
+        public.write_text(
+            keys.public_pem(keys.load_public(tmp_path / "seal.key")), encoding="ascii"
+        )
+        # (copied out byte for byte: SQLite would resolve the /proc/<pid>/root link to the
+        # host's empty directory; the gateway is idle, so store and log are consistent)
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for name in ("audit.sqlite", "audit.sqlite-wal"):
+            if (store / name).exists():
+                shutil.copyfile(store / name, copy / name)
+        ids = {r[0] for r in sql(copy / "audit.sqlite", "SELECT request_id FROM audit_log")}
+        assert {"before", "after"} <= ids and not ids & set(refused)
+        code, out, _ = cli(
+            "audit", "verify", "--sqlite", str(copy / "audit.sqlite"), "--public-key", str(public)
+        )
+        assert code == 0, out
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            assert gw.stop() == 0, gw.output()
+
+
+def test_the_mount_is_private_to_the_gateway(tmp_path: Path) -> None:
+    """The tmpfs never shows on the host: nothing to clean up, even after a crash."""
+    unshare = shutil.which("unshare")
+    assert unshare
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(
+        [
+            unshare,
+            "--mount",
+            "--map-root-user",
+            "--propagation",
+            "private",
+            *MOUNT,
+            str(mnt),
+            "sh",
+            "-c",
+            'touch "$0/inside"',
+            str(mnt),
+        ],
+        check=True,
+    )
+    assert not (mnt / "inside").exists()

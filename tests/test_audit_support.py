@@ -1,0 +1,355 @@
+"""Shared helpers of the audit tests (this module holds no tests).
+
+Stores are real: SQLite files in ``tmp_path`` and schemas in the test
+PostgreSQL database.  Records are the gateway's own ``CallRecord``s written
+through the real ``AuditWriter``; the command line is the real ``main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import io
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from gateway.audit import AuditWriter
+from gateway.cli import main
+from gateway.config.build import load_settings
+from gateway.config.runtime import Settings
+from gateway.observe import CallRecord
+from tests.support import (
+    OFFICE,
+    OFFICER,
+    SQLITE_QUERY,
+    base_config,
+    fisher_service,
+    make_pid,
+    make_sqlite_db,
+    sqlite_backend,
+)
+
+__all__ = [
+    "BKK",
+    "DAYS",
+    "PER_DAY",
+    "ROOT",
+    "TAIL",
+    "TAMPERING",
+    "Served",
+    "at",
+    "call",
+    "cli",
+    "fill_store",
+    "free_port",
+    "pid_for",
+    "serving_config",
+    "settings",
+    "sql",
+    "tamper",
+    "write_calls",
+    "write_config",
+]
+
+BKK = ZoneInfo("Asia/Bangkok")
+
+
+def at(day: str, hhmm: str = "10:00", second: int = 0) -> float:
+    """Unix time of a local Bangkok date and time."""
+    d = dt.datetime.fromisoformat(f"{day}T{hhmm}").replace(tzinfo=BKK, second=second)
+    return d.timestamp()
+
+
+def pid_for(n: int) -> str:
+    """A valid citizen ID for counter ``n`` (class 3: registered before 1984)."""
+    return make_pid(f"3{n:011d}")
+
+
+def write_config(tmp_path: Path, *, top: dict[str, Any] | None = None, **audit: Any) -> Path:
+    """A complete gateway config file whose audit block holds ``audit`` overrides.
+
+    The HMAC key is a file (the command line reads it; nothing from the
+    environment is needed) and relative paths are relative to the file.
+    """
+    key_file = tmp_path / "audit.key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32) + "\n", encoding="ascii")
+    db = tmp_path / "legacy.sqlite"
+    if not db.exists():
+        make_sqlite_db(db)
+    services = {
+        "fisher": fisher_service("legacy", SQLITE_QUERY),
+        "vessel": fisher_service("legacy", SQLITE_QUERY, path="vessel"),
+        "farm": fisher_service("legacy", SQLITE_QUERY, path="farm"),
+    }
+    cfg = base_config(tmp_path, {"legacy": sqlite_backend(db)}, services)
+    cfg["audit"] = {
+        "path": str(tmp_path / "audit.sqlite"),
+        "key_file": str(key_file),
+        "instance": "gw1",
+        **audit,
+    }
+    cfg["consumers"]["lc2"]["offices"] = ["00023", "00101", "00245"]
+    cfg.update(top or {})
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def settings(config: Path) -> Settings:
+    return load_settings(config, create_key_file=True)
+
+
+def call(
+    ts: float,
+    *,
+    pid: str | None = None,
+    officer: str | None = OFFICER,
+    office: str | None = OFFICE,
+    service: str = "fisher",
+    status: int = 200,
+    code: str = "000",
+    sandbox: bool = False,
+    consumer: str | None = "lc2",
+    error: str | None = None,
+    request_id: str | None = None,
+) -> CallRecord:
+    return CallRecord(
+        request_id=request_id or uuid.uuid4().hex,
+        started=ts,
+        method="GET",
+        path=f"/api/v1/{service}",
+        client_ip="10.0.0.7",
+        service=service,
+        kind="sandbox" if sandbox else "data",
+        sandbox=sandbox,
+        consumer=consumer,
+        office=office,
+        officer=officer,
+        user_agent="Linkage Center 2/1.0",
+        params={} if pid is None else {"personalId": pid},
+        status=status,
+        code=code,
+        rows=1 if status == 200 else 0,
+        error=error,
+        duration=0.0042,
+        backend_duration=0.0021 if status == 200 else None,
+    )
+
+
+async def write_calls(writer: AuditWriter, calls: Iterable[CallRecord], chunk: int = 400) -> None:
+    """Commit in time order, ``chunk`` calls in flight at once (group commit)."""
+    batch: list[CallRecord] = []
+    for c in calls:
+        batch.append(c)
+        if len(batch) >= chunk:
+            await asyncio.gather(*(writer.commit(r) for r in batch))
+            batch = []
+    await asyncio.gather(*(writer.commit(r) for r in batch))
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    """Run ``lc2-gateway`` in this process; returns exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def sql(path: Path, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        return [tuple(r) for r in db.execute(statement, tuple(params)).fetchall()]
+
+
+# -- a sealed store, and every way of tampering with it ------------------------------------
+
+DAYS = ("2025-03-03", "2025-03-04", "2025-03-05", "2025-03-06")
+PER_DAY = 10
+TAIL = 5  # records of today: the open segment
+
+
+async def fill_store(config: Path) -> None:
+    """Four sealed daily segments of PER_DAY records (seq 1..40), then an open tail."""
+    from dataclasses import replace
+
+    s = settings(config)
+    # no sealer while the past is written (it would seal a day before all of it is in)
+    writer = AuditWriter(replace(s.audit, seal_seed=None), s.services)
+    await writer.start()
+    try:
+        calls = [
+            call(at(day, "09:00") + k * 420, pid=pid_for(i * 100 + k))
+            for i, day in enumerate(DAYS)
+            for k in range(PER_DAY)
+        ]
+        await write_calls(writer, calls, chunk=7)  # batches that straddle segments
+        code, out, err = await asyncio.to_thread(cli, "audit", "seal", "-c", str(config))
+        assert code == 0 and out.count("sealed chain") == len(DAYS), out + err
+        now = dt.datetime.now(BKK).replace(hour=0, minute=1).timestamp()
+        await write_calls(writer, [call(now + k, pid=pid_for(900 + k)) for k in range(TAIL)])
+    finally:
+        await writer.close()
+
+
+Run = Any  # (sql with ? placeholders, params) -> rows; tables named audit_log, audit_seal
+
+
+def tamper(kind: str, run: Run) -> tuple[str, str | None, str]:
+    """Tamper with the store; returns (finding kind, segment, text the finding must hold)."""
+    d2, d3 = DAYS[1], DAYS[2]
+    if kind == "edit-field":
+        run("UPDATE audit_log SET officer = ? WHERE seq = 15", ["3100000000001"])
+        return "modified", d2, "seq 15"
+    if kind == "delete-row":
+        run("DELETE FROM audit_log WHERE seq = 15", [])
+        return "deleted", d2, "between seq 14"
+    if kind == "insert-row":
+        from gateway.audit.chain import record_hash
+        from gateway.audit.record import CONTENT_COLUMNS
+
+        cols = ", ".join(f'"{c}"' for c in CONTENT_COLUMNS)
+        content = list(run(f"SELECT {cols} FROM audit_log WHERE seq = 15", [])[0])
+        content[1] = "forged-request"
+        content[4] = "3100000000001"  # another officer, to pin the access on
+        prev = run("SELECT row_hash FROM audit_log WHERE seq = 14", [])[0][0]
+        # the attacker knows the (public) hashing rule, but not the seal key
+        h = record_hash(prev, "gw1", d2, tuple(content))
+        marks = ", ".join("?" * (len(content) + 5))
+        run(
+            f"INSERT INTO audit_log ({cols}, chain, seq, segment, prev_hash, row_hash) "
+            f"VALUES ({marks})",
+            [*content, "gw1", 1000, d2, prev, h],
+        )
+        return "inserted", d2, "forged-request"
+    if kind == "swap-rows":
+        from gateway.audit.record import CONTENT_COLUMNS
+
+        names = repr_cols([*CONTENT_COLUMNS, "prev_hash", "row_hash"])
+        a = run(f"SELECT {', '.join(names)} FROM audit_log WHERE seq = 15", [])[0]
+        b = run(f"SELECT {', '.join(names)} FROM audit_log WHERE seq = 16", [])[0]
+        sets = ", ".join(f"{c} = ?" for c in names)
+        run(f"UPDATE audit_log SET {sets} WHERE seq = 15", [*b])
+        run(f"UPDATE audit_log SET {sets} WHERE seq = 16", [*a])
+        return "reordered", d2, "seq 15"
+    if kind == "drop-segment":
+        run("DELETE FROM audit_log WHERE segment = ?", [d2])
+        run("DELETE FROM audit_seal WHERE segment = ?", [d2])
+        return "missing-seal", d3, f"between segment {DAYS[0]}"
+    if kind == "edit-seal":
+        run('UPDATE audit_seal SET "count" = "count" - 1 WHERE segment = ?', [d2])
+        return "altered-seal", d2, "signature does not verify"
+    if kind == "delete-seal":
+        run("DELETE FROM audit_seal WHERE segment = ?", [d2])
+        return "missing-seal", d2, "seal was removed"
+    if kind == "empty-segment":
+        run("DELETE FROM audit_log WHERE segment = ?", [d2])
+        return "missing-segment", d2, "seq 11..20"
+    if kind == "truncate-tail":
+        last = len(DAYS) * PER_DAY + TAIL
+        run("DELETE FROM audit_log WHERE seq = ?", [last])
+        return "deleted", None, f"seq {last}..{last} at the end of the chain"
+    if kind == "rehash-row":
+        from gateway.audit.chain import record_hash
+        from gateway.audit.record import CONTENT_COLUMNS
+
+        cols = ", ".join(f'"{c}"' for c in CONTENT_COLUMNS)
+        content = list(run(f"SELECT {cols} FROM audit_log WHERE seq = 15", [])[0])
+        content[3] = "00999"
+        prev = run("SELECT prev_hash FROM audit_log WHERE seq = 15", [])[0][0]
+        h = record_hash(prev, "gw1", d2, tuple(content))
+        run("UPDATE audit_log SET office = ?, row_hash = ? WHERE seq = 15", ["00999", h])
+        return "deleted", d2, "breaks between seq 15 and seq 16"
+    raise ValueError(kind)
+
+
+def repr_cols(cols: Sequence[str]) -> list[str]:
+    return [f'"{c}"' for c in cols]
+
+
+TAMPERING = (
+    "edit-field",
+    "delete-row",
+    "insert-row",
+    "swap-rows",
+    "drop-segment",
+    "edit-seal",
+    "delete-seal",
+    "empty-segment",
+    "truncate-tail",
+    "rehash-row",
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- the gateway as a process ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serving_config(tmp_path: Path, **audit: Any) -> tuple[Path, int, int]:
+    """A config for `lc2-gateway serve` on loopback ports; returns it and the two ports."""
+    port, admin = free_port(), free_port()
+    top = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "admin": {"enabled": True, "host": "127.0.0.1", "port": admin},
+        "logging": {"level": "INFO"},
+    }
+    return write_config(tmp_path, top=top, **audit), port, admin
+
+
+class Served:
+    """``python -m gateway serve`` in its own process (optionally under a wrapper command)."""
+
+    def __init__(self, config: Path, admin: int, prefix: Sequence[str] = ()) -> None:
+        import subprocess
+        import sys
+
+        self.admin = admin
+        self.log = (config.parent / f"gateway-{uuid.uuid4().hex[:6]}.log").open("w")
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "gateway", "serve", "-c", str(config)],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("gateway not ready: " + self.output())
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, sig: int = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        return code

@@ -1,0 +1,70 @@
+"""The benchmark harness still runs end to end: a smoke, never a timing test.
+
+A tiny dataset, one run, a few hundred requests per target (each load stops
+after 300, within its one second).  Only the shape is checked:
+every scenario has its row (or says why it can not run on this checkout) and
+every figure is a sane, non-zero number.  No threshold on any speed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.run import main
+from bench.scenarios import SCENARIOS
+
+_TARGETS = ("floor", "gateway", "ceiling")
+
+
+def _require(tool: str, package: str) -> None:
+    if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+        pytest.fail(f"{tool} is needed by the benchmark harness: apt-get install {package}",
+                    pytrace=False)
+
+
+def test_harness_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
+    _require("wrk", "wrk")
+    _require("nginx", "nginx-light")
+    out = tmp_path / "results.json"
+    code = main([
+        "--rows", "2000",
+        "--database", f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}",
+        "--drop-after",
+        "--runs", "1",
+        "--duration", "1",
+        "--warmup", "0",
+        "--connections", "4",
+        "--max-requests", "300",
+        "--startup-runs", "1",
+        "--results-dir", str(tmp_path),
+        "--json", str(out),
+    ])
+    assert code == 0
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    summary: dict[str, dict[str, dict[str, float]]] = results["summary"]
+    unavailable: dict[str, str] = results["unavailable"]
+    table: str = results["table"]
+    for scenario in SCENARIOS:
+        assert any(line.startswith(scenario.name + " ") for line in table.splitlines()), (
+            f"no row for {scenario.name}:\n{table}"
+        )
+        if scenario.name in unavailable:
+            # only optional features may be missing, and the table says why
+            assert scenario.name in ("audit-off", "workers2")
+            assert unavailable[scenario.name]
+            continue
+        for target in _TARGETS:
+            row = summary[scenario.name][target]
+            assert row["rps"] > 0, (scenario.name, target, row)
+            assert row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"], (scenario.name, row)
+            assert row["cpu_ms_per_req"] >= 0 and row["peak_rss_mb"] > 0, (scenario.name, row)
+            assert row["bad"] == 0, f"{scenario.name}/{target}: non-2xx answers or socket errors"
+        assert summary[scenario.name]["gateway"]["cpu_ms_per_req"] > 0
+    assert results["startup"]["services50_s"] > 0
+    assert "issue 6 targets" in results["report"]

@@ -1,0 +1,198 @@
+"""Config validation: every problem found at once, each with its YAML path and line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config.build import build_settings, load_settings
+from gateway.config.loader import ConfigError, parse_yaml
+from tests.support import PASSWORD_HASH
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = f"""\
+consumers:
+  lc2:
+    username: Linkage Service
+    password_hash: {PASSWORD_HASH}
+audit:
+  path: audit.sqlite
+  key: ${{AUDIT_KEY}}
+backends:
+  db:
+    type: sqlite
+    path: legacy.sqlite
+services:
+  fisher:
+    backend: db
+    params:
+      personalId: {{type: citizen_id}}
+    operation:
+      query: SELECT PID FROM FISHER_REG WHERE PID = :personalId
+    output:
+      personalId: {{column: PID, transform: [pid]}}
+"""
+ENV = {"AUDIT_KEY": "x" * 32}
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[tuple[str, int | None, str]]:
+    with pytest.raises(ConfigError) as info:
+        build_settings(
+            parse_yaml(text, env=ENV if env is None else env, base_dir=Path("/tmp")),
+            create_key_file=False,
+        )
+    return [(".".join(map(str, p.path)), p.line, p.message) for p in info.value.problems]
+
+
+def test_good_config_builds_frozen_settings() -> None:
+    s = build_settings(parse_yaml(GOOD, env=ENV, base_dir=Path("/tmp")), create_key_file=False)
+    svc = s.services["fisher"]
+    assert svc.data_path == "/api/v1/fisher"
+    assert svc.sandbox_path == "/api/v1/fisher/sandbox"
+    assert svc.health_path == "/api/v1/fisher/health"
+    assert svc.operation.sql == "SELECT PID FROM FISHER_REG WHERE PID = ?"
+    assert s.backends["db"].options.path == Path("/tmp/legacy.sqlite")  # type: ignore[attr-defined]
+    assert s.audit.path == Path("/tmp/audit.sqlite")
+    with pytest.raises(AttributeError):
+        svc.name = "other"  # type: ignore[misc]
+
+
+def test_unknown_key_is_named_with_its_line() -> None:
+    text = GOOD.replace("    type: sqlite\n", "    type: sqlite\n    pool_sise: 3\n")
+    assert ("backends.db.pool_sise", 11, "unknown key (check the spelling)") in problems(text)
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    text = GOOD.replace("type: citizen_id", "type: citizenid").replace(
+        "path: audit.sqlite", "path: audit.sqlite\n  batch_max: 0"
+    )
+    found = problems(text)
+    paths = {p for p, _, _ in found}
+    assert "audit.batch_max" in paths
+    assert "services.fisher.params.personalId.type" in paths
+    assert all(line is not None for _, line, _ in found)
+
+
+def test_placeholder_must_be_a_declared_parameter() -> None:
+    text = GOOD.replace("= :personalId", "= :pid")
+    [(path, line, msg)] = problems(text)
+    assert path == "services.fisher.operation.query" and line == 18
+    assert ":pid" in msg and "personalId" in msg
+
+
+def test_unknown_backend_type_and_backend_reference() -> None:
+    text = GOOD.replace("type: sqlite", "type: sybase").replace("backend: db", "backend: nodb")
+    found = {(p, m.split(" (")[0]) for p, _, m in problems(text)}
+    assert ("backends.db.type", "unknown backend type 'sybase'") in found
+    assert ("services.fisher.backend", "no backend named 'nodb'") in found
+
+
+def test_unknown_transform_is_named() -> None:
+    text = GOOD.replace("transform: [pid]", "transform: [pid, be_dat]")
+    [(path, _, msg)] = problems(text)
+    assert path.startswith("services.fisher.output.personalId.transform")
+    assert "be_dat" in msg
+
+
+def test_secrets_must_come_from_the_environment() -> None:
+    text = GOOD.replace("key: ${AUDIT_KEY}", "key: literal-secret-in-the-file-123")
+    assert (
+        "audit.key",
+        7,
+        "a secret must come from the environment: write ${VARIABLE}",
+    ) in problems(text)
+
+
+def test_unset_environment_variable_is_named() -> None:
+    [(path, line, msg)] = problems(GOOD, env={})
+    assert (path, line) == ("audit.key", 7) and "AUDIT_KEY" in msg
+
+
+def test_bad_password_hash() -> None:
+    text = GOOD.replace(PASSWORD_HASH, "plaintext-password")
+    [(path, _, msg)] = problems(text)
+    assert path == "consumers.lc2.password_hash" and "lc2-gateway passwd" in msg
+
+
+def test_consumer_granted_unknown_service() -> None:
+    text = GOOD.replace("    password_hash:", "    services: [fishr]\n    password_hash:")
+    assert any(p == "consumers.lc2.services.0" for p, _, _ in problems(text))
+
+
+def test_duplicate_urls_are_refused() -> None:
+    twin = GOOD.split("services:\n", 1)[1].replace("  fisher:", "  fisher2:\n    path: fisher", 1)
+    text = GOOD + twin.replace("  fisher2:", "  fisher2:", 1)
+    assert any("also used by" in m for _, _, m in problems(text))
+
+
+def test_path_parameter_must_be_declared() -> None:
+    text = GOOD.replace("    backend: db\n", "    backend: db\n    path: fisher/{pid}\n")
+    assert any(p == "services.fisher.path" and "{pid}" in m for p, _, m in problems(text))
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    [(_, line, msg)] = problems(GOOD + "  bad: [unclosed\n")
+    assert line is not None and "YAML syntax" in msg
+
+
+def test_duplicate_yaml_key() -> None:
+    text = GOOD.replace("    type: sqlite\n", "    type: sqlite\n    type: sqlite\n")
+    assert ("backends.db.type", 11, "duplicate key") in problems(text)
+
+
+def test_check_cli_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIT_KEY", "y" * 32)
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD, encoding="utf-8")
+    assert main(["check", "-c", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert not (tmp_path / "audit.sqlite").exists()  # check writes nothing
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        GOOD.replace("type: sqlite", "type: sqlite\n    pool_size: -1"), encoding="utf-8"
+    )
+    assert main(["check", "-c", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:11: backends.db.pool_size:" in out
+
+
+def test_check_never_prints_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "S3cr3t-value-that-must-not-show"
+    monkeypatch.setenv("AUDIT_KEY", secret)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        GOOD.replace("    type: sqlite\n", "    type: sqlite\n    bogus: 1\n"), encoding="utf-8"
+    )
+    assert main(["check", "-c", str(cfg)]) == 1
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+
+
+def test_demo_config_is_valid() -> None:
+    settings = load_settings(ROOT / "config" / "demo.yaml", create_key_file=False)
+    assert set(settings.services) == {"fisher", "aquaFarm"}
+
+
+def test_passwd_makes_a_verifiable_hash() -> None:
+    from gateway.auth import check_hash_format, verify_password
+
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "passwd", "--stdin"],
+        input="a-long-password\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    check_hash_format(out)
+    assert verify_password("a-long-password", out)
+    assert not verify_password("a-long-passwore", out)
