@@ -1,9 +1,12 @@
 """PostgreSQL backend (asyncpg).
 
 Sessions are read-only by default: ``default_transaction_read_only=on`` is sent
-as a start-up parameter, so it is the session default the server restores on
-every ``RESET ALL`` (asyncpg resets a connection when it goes back to the
-pool) and the gateway can never write to the legacy database.
+as a start-up parameter, so it is the session default and the gateway can never
+write to the legacy database.  asyncpg's reset query on every release (``RESET
+ALL``, ``CLOSE ALL``, ``UNLISTEN *``, advisory unlock) costs a round trip per
+call for state the gateway's SELECTs never change, so it is sent only with
+``reset_session: true`` (a query that calls ``set_config`` would need it);
+an open transaction is still rolled back on release either way.
 
 The pool is lazy (``min_size=0``): ``open`` creates it without connecting, so
 the gateway starts while the database is down and recovers when it is back.
@@ -89,6 +92,12 @@ class PostgresOptions(OptionsModel):
     read_only: bool = Field(
         default=True, description="sessions default to read-only transactions (recommended)"
     )
+    reset_session: bool = Field(
+        default=False,
+        description="send asyncpg's reset query (RESET ALL, CLOSE ALL, UNLISTEN *, advisory "
+        "unlock) on every release: a round trip per call; only needed if a query changes "
+        "session state",
+    )
 
     @field_validator("dsn")
     @classmethod
@@ -158,6 +167,12 @@ def _describe(exc: BaseException, args: Sequence[object]) -> str:
     return f"{head}: {message}" if message else head
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without the reset query.  asyncpg still rolls back an open transaction
+    first; the session's settings (default_transaction_read_only among them) are left
+    as the start-up parameters set them, since the gateway's SELECTs change none."""
+
+
 def _is_closed_interface_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, asyncpg.InterfaceError) and ("closed" in text or "closing" in text)
@@ -185,6 +200,7 @@ class PostgresAdapter:
             server_settings=opts.effective_server_settings(),
             statement_cache_size=opts.statement_cache_size,
             timeout=opts.connect_timeout,
+            reset=None if opts.reset_session else _keep_session,
         )
 
     async def close(self) -> None:
@@ -205,7 +221,10 @@ class PostgresAdapter:
         if self._closed or pool is None:
             raise BackendUnavailable("adapter closed" if self._closed else "adapter not opened")
         try:
-            return pool, await pool.acquire(timeout=self._limits.acquire_timeout)
+            # asyncio.timeout, not acquire(timeout=): asyncpg would run the acquisition
+            # through wait_for, one more task and loop turn for every call
+            async with asyncio.timeout(self._limits.acquire_timeout):
+                return pool, await pool.acquire()
         except TimeoutError:
             if self._active >= self._limits.pool_size:
                 raise BackendBusy(
@@ -251,7 +270,6 @@ class PostgresAdapter:
         except asyncpg.PostgresError as exc:
             raise BackendError(_describe(exc, args)) from None
         finally:
-            self._active -= 1
             if timed_out:
                 # asyncpg releases a timed-out connection only once the server has
                 # acknowledged the cancel of its query; a hung server never does. The
@@ -265,9 +283,13 @@ class PostgresAdapter:
     async def _release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         # A failed reset terminates the connection inside asyncpg; the caller's
         # result (or error) matters more than the release's. A pool that is
-        # closing waits for this release.
-        with contextlib.suppress(Exception):
-            await pool.release(conn, timeout=self._limits.acquire_timeout)
+        # closing waits for this release. The connection counts as held until it is
+        # back: a full pool of slow releases is busy (304), not unreachable (301).
+        try:
+            with contextlib.suppress(Exception):
+                await pool.release(conn, timeout=self._limits.acquire_timeout)
+        finally:
+            self._active -= 1
 
     async def fetch(self, operation: Any, params: Mapping[str, object]) -> Sequence[Row]:
         op: CompiledQuery = operation

@@ -152,6 +152,9 @@ def _dummy_hashes(consumers: Sequence[Consumer]) -> tuple[str, ...]:
     )
 
 
+_Outcome = tuple[Consumer | None, str | None, str, bool]
+
+
 class CredentialStore:
     def __init__(self, consumers: Mapping[str, Consumer]) -> None:
         self._by_username = {c.username: c for c in consumers.values() if c.password_hashes}
@@ -161,6 +164,7 @@ class CredentialStore:
         self._dummy = _dummy_hashes(list(consumers.values()))
         # each verification holds a thread and (at N=2**14, r=8) 16 MiB for tens of ms
         self._slots = asyncio.Semaphore(max(2, (os.cpu_count() or 2) // 2))
+        self._inflight: dict[bytes, asyncio.Future[_Outcome]] = {}
 
     async def authenticate(self, header: str) -> Consumer | None:
         """The consumer whose Basic credentials these are, or None (no lock-outs, no API key)."""
@@ -206,13 +210,28 @@ class CredentialStore:
             lockouts.success(address, consumer.username)
         return consumer
 
-    async def _basic(self, header: str) -> tuple[Consumer | None, str | None, str, bool]:
+    async def _basic(self, header: str) -> _Outcome:
         """(consumer, username tried, reason if refused, freshly verified)."""
         tag = hmac.digest(self._cache_key, header.encode("utf-8", "surrogateescape"), "sha256")
         hit = self._cache.get(tag)
         if hit is not None:
             self._cache.move_to_end(tag)
             return hit, hit.username, "", False
+        # Calls that bring a header while it is being verified wait for that verification:
+        # LC2 opening its connections at once after a start or reload costs one scrypt
+        # (and one 16 MiB buffer), not one per connection queued on the slots.
+        pending = self._inflight.get(tag)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify(tag, header))
+            self._inflight[tag] = pending
+            pending.add_done_callback(lambda done: self._forget(tag, done))
+        return await asyncio.shield(pending)
+
+    def _forget(self, tag: bytes, done: asyncio.Future[_Outcome]) -> None:
+        if self._inflight.get(tag) is done:
+            del self._inflight[tag]
+
+    async def _verify(self, tag: bytes, header: str) -> _Outcome:
         creds = parse_basic(header)
         if creds is None:
             return None, None, "the Authorization header is not HTTP Basic credentials", False

@@ -48,6 +48,10 @@ class MapResult:
 @dataclass(frozen=True, slots=True)
 class Mapper:
     fields: tuple[FieldMap, ...]
+    # column as configured -> as the driver spells it (PostgreSQL folds names to lower
+    # case), learnt from the first row that has it and kept: a backend answers one query
+    # with the same columns every time.  A row spelled otherwise falls back to a search.
+    _keys: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def columns(self) -> list[FieldMap]:
         """Every leaf field that reads a column, depth first."""
@@ -64,34 +68,35 @@ class Mapper:
     def map_rows(self, rows: Sequence[Row]) -> MapResult:
         result = MapResult(rows=[])
         for row in rows:
-            result.rows.append(self._map(self.fields, row, None, result.failed_fields))
+            result.rows.append(self._map(self.fields, row, self._keys, result.failed_fields))
         return result
 
     def _map(
         self,
         fields: tuple[FieldMap, ...],
         row: Row,
-        lowered: dict[str, object] | None,
+        keys: dict[str, str],
         failed: list[str],
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        lowered: dict[str, str] | None = None
         for f in fields:
             if f.children is not None:
-                out[f.name] = self._map(f.children, row, lowered, failed)
+                out[f.name] = self._map(f.children, row, keys, failed)
                 continue
             if f.column is None:
                 out[f.name] = f.const
                 continue
-            value = row.get(f.column, _MISSING)
+            value = row.get(keys.get(f.column, f.column), _MISSING)
             if value is _MISSING:
-                # drivers differ in column-name case (PostgreSQL folds to lower)
                 if lowered is None:
-                    lowered = {str(k).lower(): v for k, v in row.items()}
-                value = lowered.get(f.column_lower or "", _MISSING)
-                if value is _MISSING:
+                    lowered = {str(k).lower(): k for k in row}
+                key = lowered.get(f.column_lower or "")
+                if key is None or (value := row.get(key, _MISSING)) is _MISSING:
                     failed.append(f.name)
                     out[f.name] = None
                     continue
+                keys[f.column] = key
             if f.chain is not None:
                 try:
                     value = f.chain(value)

@@ -275,6 +275,25 @@ async def test_read_only_false_allows_writes(pg_dsn: str) -> None:
         await a.close()
 
 
+@pytest.mark.parametrize("reset_session", [False, True])
+async def test_session_state_between_calls(pg_dsn: str, reset_session: bool) -> None:
+    """Without the reset query a setting a query makes stays on its session; with
+    reset_session it is gone at release. Read-only stays on either way."""
+    one = BackendLimits(pool_size=1, acquire_timeout=2.0, query_timeout=3.0)
+    a = FACTORY.create("pg", _options(pg_dsn, reset_session=reset_session), one)
+    await a.open()
+    try:
+        await a.fetch(_op("SELECT set_config('lc2.marker', 'left over', false) AS v"), {})
+        show = _op(
+            "SELECT current_setting('lc2.marker', true) AS marker, "
+            "current_setting('transaction_read_only') AS ro"
+        )
+        rows = await a.fetch(show, {})
+        assert rows == [{"marker": "" if reset_session else "left over", "ro": "on"}]
+    finally:
+        await a.close()
+
+
 # --- errors ----------------------------------------------------------------
 
 

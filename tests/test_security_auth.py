@@ -108,6 +108,29 @@ async def test_two_hashes_are_valid_during_rotation_then_the_old_one_is_retired(
     assert await _get(client, Authorization=basic(password=new_password)) == (200, "000")
 
 
+async def test_callers_arriving_together_share_one_verification(
+    tmp_path: Path, aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LC2 opening 32 connections at once after a start costs one scrypt, not 32."""
+    calls: list[int] = []
+    real = gateway.auth._verify_any
+
+    def counting(password: str, hashes: Sequence[str]) -> bool:
+        calls.append(1)
+        time.sleep(0.05)  # a verification long enough for the others to arrive meanwhile
+        return real(password, hashes)
+
+    monkeypatch.setattr(gateway.auth, "_verify_any", counting)
+    client = await aiohttp_client(build_app(build_runtime(settings_from(_config(tmp_path)))))
+    answers = await asyncio.gather(*(_get(client) for _ in range(32)))
+    assert answers == [(200, "000")] * 32
+    assert len(calls) == 1
+    # a wrong password shared by concurrent callers: one verification, every caller refused
+    bad = await asyncio.gather(*(_get(client, Authorization=basic(password="wrong")) for _ in range(8)))
+    assert bad == [(401, "103")] * 8
+    assert len(calls) == 2
+
+
 async def test_passwd_makes_a_hash_the_gateway_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))

@@ -75,7 +75,10 @@ def redecode_thai(value: object, *, source: str = "cp874") -> str | None:
         raise TypeError(f"expected str or bytes, got {type(value).__name__}")
     if value.isascii() or _THAI.search(value):
         return value
-    encoded = _as_bytes(value)
+    try:
+        encoded: bytes | None = value.encode("latin-1")  # usual case: every char is one byte
+    except UnicodeEncodeError:
+        encoded = _as_bytes(value)  # cp1252 punctuation or surrogate-escaped bytes
     if encoded is None:
         return value
     try:
@@ -111,10 +114,11 @@ def clean_text(value: object) -> str | None:
     if not isinstance(value, str):
         raise TypeError(f"expected str, got {type(value).__name__}")
     text = unicodedata.normalize("NFC", value.translate(_DROP))
-    text = _DECOMPOSED_AM.sub("\\1\u0e33", text)
-    text = _TONE_AFTER_AM.sub("\\1\u0e33", text)
-    # Removing nikhahit can bring marks together that NFC orders differently.
-    text = unicodedata.normalize("NFC", text)
+    if "\u0e4d" in text or "\u0e33" in text:  # what the two patterns start with
+        fixed = _TONE_AFTER_AM.sub("\\1\u0e33", _DECOMPOSED_AM.sub("\\1\u0e33", text))
+        if fixed is not text:  # re.sub returns its input when nothing matched
+            # Removing nikhahit can bring marks together that NFC orders differently.
+            text = unicodedata.normalize("NFC", fixed)
     # str.split() splits on every Unicode space (NBSP, thin space, ...), not only ASCII.
     return " ".join(text.split()) or None
 
@@ -208,6 +212,42 @@ def _title_regex(extra: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[str, ..
     return re.compile(alternatives, re.IGNORECASE), ordered
 
 
+@lru_cache(maxsize=32)
+def _title_index(
+    extra: tuple[str, ...],
+) -> dict[str, tuple[re.Pattern[str], tuple[str, ...]]]:
+    """The titles by first letter, each group an alternation in the full one's order."""
+    groups: dict[str, list[str]] = {}
+    for title in _title_regex(extra)[1]:
+        groups.setdefault(title[0].casefold(), []).append(title)
+    return {
+        first: (
+            re.compile(
+                "|".join(f"(?P<t{i}>{_title_pattern(t)})" for i, t in enumerate(titles)),
+                re.IGNORECASE,
+            ),
+            tuple(titles),
+        )
+        for first, titles in groups.items()
+    }
+
+
+def _match_title(text: str, extra: tuple[str, ...]) -> tuple[str | None, int]:
+    """(title, where the rest of the name starts); a name is tried only against the
+    titles that begin with its first letter, instead of all ~150 of them."""
+    first = text[:1]
+    if first.isascii() or "\u0e00" <= first <= "\u0e7f":
+        group = _title_index(extra).get(first.casefold())
+        if group is None:
+            return None, 0
+        regex, ordered = group
+    else:  # other scripts: IGNORECASE may fold them onto a Latin title's first letter
+        regex, ordered = _title_regex(extra)
+    if (m := regex.match(text)) and m.lastgroup is not None:
+        return ordered[int(m.lastgroup[1:])], m.end()
+    return None, 0
+
+
 def split_thai_name(value: str, extra_titles: Sequence[str] = ()) -> NameParts:
     """Split a full name into title, first, middle and last name.
 
@@ -217,11 +257,8 @@ def split_thai_name(value: str, extra_titles: Sequence[str] = ()) -> NameParts:
     if not isinstance(value, str):
         raise TypeError(f"expected str, got {type(value).__name__}")
     text = clean_text(value) or ""
-    regex, ordered = _title_regex(tuple(extra_titles))
-    title = None
-    if (m := regex.match(text)) and m.lastgroup is not None:
-        title = ordered[int(m.lastgroup[1:])]
-        text = text[m.end() :]
+    title, end = _match_title(text, tuple(extra_titles))
+    text = text[end:]
     tokens = text.split()
     if not tokens:
         return NameParts(title, None, None, None)

@@ -198,7 +198,8 @@ def _from_thai_month(match: re.Match[str], era: Era, today: int | None) -> Parti
 
 def _parse_text(text: str, era: Era, order: Order, today: int | None) -> PartialDate | None:
     s = text.translate(_THAI_DIGITS).strip().strip("\x00").strip()
-    s = _TIME_SUFFIX.sub("", s)
+    if ":" in s:  # a time of day always has one
+        s = _TIME_SUFFIX.sub("", s)
     if not s.strip("0/-. "):
         return None  # blank, 0, 00000000, 0000-00-00: no date recorded
     if s.isascii() and s.isdigit():
