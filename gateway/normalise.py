@@ -9,9 +9,12 @@ the rest of a citizen's record.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from gateway.adapter import Row
 from gateway.config.models import FieldConfig
@@ -20,6 +23,7 @@ from gateway.transforms import Transform, TransformConfigError, compile_chain
 __all__ = ["FieldMap", "Mapper", "MappingConfigError", "compile_mapping"]
 
 _MISSING = object()
+_FAILED = object()
 
 
 class MappingConfigError(ValueError):
@@ -37,6 +41,19 @@ class FieldMap:
     chain: Transform | None = None
     children: tuple[FieldMap, ...] | None = None
     transforms: tuple[str, ...] = ()  # names, so sandbox generation can shape a legacy value
+    # index into Mapper.shared: the first steps of this field's transforms, which other
+    # fields on the same column also start with, run once per row; ``chain`` is the rest
+    shared: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSteps:
+    """Leading transforms that several fields apply to one column (title, first and last
+    name all start with cp874 and clean on FULLNAME): computed once per row."""
+
+    column: str
+    column_lower: str
+    chain: Transform
 
 
 @dataclass(slots=True)
@@ -48,6 +65,7 @@ class MapResult:
 @dataclass(frozen=True, slots=True)
 class Mapper:
     fields: tuple[FieldMap, ...]
+    shared: tuple[SharedSteps, ...] = ()
     # column as configured -> as the driver spells it (PostgreSQL folds names to lower
     # case), learnt from the first row that has it and kept: a backend answers one query
     # with the same columns every time.  A row spelled otherwise falls back to a search.
@@ -68,35 +86,58 @@ class Mapper:
     def map_rows(self, rows: Sequence[Row]) -> MapResult:
         result = MapResult(rows=[])
         for row in rows:
-            result.rows.append(self._map(self.fields, row, self._keys, result.failed_fields))
+            memo = [_MISSING] * len(self.shared) if self.shared else None
+            result.rows.append(self._map(self.fields, row, memo, result.failed_fields))
         return result
+
+    def _column(self, row: Row, column: str, column_lower: str) -> object:
+        keys = self._keys
+        value = row.get(keys.get(column, column), _MISSING)
+        if value is _MISSING:
+            for k in row:
+                if str(k).lower() == column_lower:
+                    keys[column] = k
+                    return row[k]
+        return value
+
+    def _shared(self, index: int, row: Row, memo: list[object]) -> object:
+        value = memo[index]
+        if value is _MISSING:
+            step = self.shared[index]
+            value = self._column(row, step.column, step.column_lower)
+            if value is not _MISSING:
+                try:
+                    value = step.chain(value)
+                except (ValueError, TypeError, ArithmeticError, LookupError):
+                    value = _FAILED
+            memo[index] = value
+        return value
 
     def _map(
         self,
         fields: tuple[FieldMap, ...],
         row: Row,
-        keys: dict[str, str],
+        memo: list[object] | None,
         failed: list[str],
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        lowered: dict[str, str] | None = None
         for f in fields:
             if f.children is not None:
-                out[f.name] = self._map(f.children, row, keys, failed)
+                out[f.name] = self._map(f.children, row, memo, failed)
                 continue
             if f.column is None:
                 out[f.name] = f.const
                 continue
-            value = row.get(keys.get(f.column, f.column), _MISSING)
-            if value is _MISSING:
-                if lowered is None:
-                    lowered = {str(k).lower(): k for k in row}
-                key = lowered.get(f.column_lower or "")
-                if key is None or (value := row.get(key, _MISSING)) is _MISSING:
-                    failed.append(f.name)
-                    out[f.name] = None
-                    continue
-                keys[f.column] = key
+            if f.shared is not None and memo is not None:
+                value = self._shared(f.shared, row, memo)
+            else:
+                value = row.get(self._keys.get(f.column, f.column), _MISSING)
+                if value is _MISSING:  # drivers differ in column-name case
+                    value = self._column(row, f.column, f.column_lower or "")
+            if value is _MISSING or value is _FAILED:
+                failed.append(f.name)
+                out[f.name] = None
+                continue
             if f.chain is not None:
                 try:
                     value = f.chain(value)
@@ -145,4 +186,71 @@ def compile_mapping(
             )
         return tuple(out)
 
-    return Mapper(build(output, path))
+    fields = build(output, path)
+    return _share_prefixes(fields, output, lookups=lookups, titles=titles)
+
+
+def _leaves(
+    fields: tuple[FieldMap, ...], configs: Mapping[str, FieldConfig]
+) -> list[tuple[FieldMap, FieldConfig]]:
+    out: list[tuple[FieldMap, FieldConfig]] = []
+    for f in fields:
+        cfg = configs[f.name]
+        if f.children is not None and cfg.fields is not None:
+            out.extend(_leaves(f.children, cfg.fields))
+        elif f.column is not None and cfg.transform:
+            out.append((f, cfg))
+    return out
+
+
+def _share_prefixes(
+    fields: tuple[FieldMap, ...],
+    output: Mapping[str, FieldConfig],
+    *,
+    lookups: Mapping[str, Mapping[str, str]],
+    titles: Sequence[str],
+) -> Mapper:
+    """Find leading transforms that two or more fields apply to the same column.
+
+    Transforms are pure, so running a shared prefix once and the rest per field
+    gives what each field's whole chain gives.
+    """
+    leaves = _leaves(fields, output)
+    specs = {
+        id(f): tuple(orjson.dumps(t, option=orjson.OPT_SORT_KEYS) for t in cfg.transform)
+        for f, cfg in leaves
+    }
+    counts: Counter[tuple[str, tuple[bytes, ...]]] = Counter()
+    for f, _ in leaves:
+        s = specs[id(f)]
+        for k in range(1, len(s) + 1):
+            counts[(f.column_lower or "", s[:k])] += 1
+    shared: dict[tuple[str, tuple[bytes, ...]], int] = {}
+    steps: list[SharedSteps] = []
+    replaced: dict[int, FieldMap] = {}
+    for f, cfg in leaves:
+        s = specs[id(f)]
+        k = max(
+            (k for k in range(1, len(s) + 1) if counts[(f.column_lower or "", s[:k])] > 1),
+            default=0,
+        )
+        if k == 0:
+            continue
+        key = (f.column_lower or "", s[:k])
+        if key not in shared:
+            shared[key] = len(steps)
+            prefix = compile_chain(cfg.transform[:k], lookups=lookups, titles=titles)
+            steps.append(SharedSteps(f.column or "", f.column_lower or "", prefix))
+        rest = cfg.transform[k:]
+        chain = compile_chain(rest, lookups=lookups, titles=titles) if rest else None
+        replaced[id(f)] = replace(f, shared=shared[key], chain=chain)
+
+    def rebuild(items: tuple[FieldMap, ...]) -> tuple[FieldMap, ...]:
+        return tuple(
+            replace(f, children=rebuild(f.children))
+            if f.children is not None
+            else replaced.get(id(f), f)
+            for f in items
+        )
+
+    return Mapper(rebuild(fields), tuple(steps))

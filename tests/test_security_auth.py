@@ -126,7 +126,8 @@ async def test_callers_arriving_together_share_one_verification(
     assert answers == [(200, "000")] * 32
     assert len(calls) == 1
     # a wrong password shared by concurrent callers: one verification, every caller refused
-    bad = await asyncio.gather(*(_get(client, Authorization=basic(password="wrong")) for _ in range(8)))
+    wrong = basic(password="wrong")
+    bad = await asyncio.gather(*(_get(client, Authorization=wrong) for _ in range(8)))
     assert bad == [(401, "103")] * 8
     assert len(calls) == 2
 

@@ -95,6 +95,9 @@ _DROP = str.maketrans(
          *range(0x00, 0x09), *range(0x0E, 0x1C), 0x7F]
     )
 )
+# Most legacy values have none of them: a search is cheaper than translating every
+# character through the table.
+_HAS_DROP = re.compile("[" + "".join(re.escape(chr(c)) for c in _DROP) + "]")
 _TONES = "[\u0e48-\u0e4b]"
 # Nikhahit + sara aa, with or without a tone mark between them, is a decomposed sara am.
 _DECOMPOSED_AM = re.compile(f"\u0e4d({_TONES}?)\u0e32")
@@ -113,7 +116,9 @@ def clean_text(value: object) -> str | None:
         value = redecode_thai(value)
     if not isinstance(value, str):
         raise TypeError(f"expected str, got {type(value).__name__}")
-    text = unicodedata.normalize("NFC", value.translate(_DROP))
+    if _HAS_DROP.search(value):
+        value = value.translate(_DROP)
+    text = unicodedata.normalize("NFC", value)
     if "\u0e4d" in text or "\u0e33" in text:  # what the two patterns start with
         fixed = _TONE_AFTER_AM.sub("\\1\u0e33", _DECOMPOSED_AM.sub("\\1\u0e33", text))
         if fixed is not text:  # re.sub returns its input when nothing matched
