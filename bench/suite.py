@@ -38,7 +38,6 @@ from bench.targets import (
     start_floor,
     start_gateway,
     start_nginx,
-    supports_audit_switch,
     supports_workers,
     write_config,
 )
@@ -46,11 +45,6 @@ from bench.workload import OFFICE, OFFICER, PASSWORD, authorization, gateway_con
 
 __all__ = ["Options", "Session", "machine_busy_since", "machine_ticks", "password_hash"]
 
-# The proposed audit switch, against the working tree first, then against older commits.
-AUDIT_SWITCH_PATCHES = (
-    REPO / "bench" / "patches" / "01-audit-switch.diff",
-    *sorted((REPO / "bench" / "patches").glob("01-audit-switch-*.diff")),
-)
 _HEADERS = {
     "Authorization": authorization(),
     "X-Office-Request": OFFICE,
@@ -175,41 +169,20 @@ class Session:
         tree: Path,
         audit_dir: Path,
         workers: int = 1,
-        audit_enabled: bool = True,
+        audit: bool = True,
     ) -> Instance:
         port, admin = free_port(), free_port(span=workers)
-        audit: dict[str, Any] = {
+        store: dict[str, Any] = {
             "path": str(audit_dir / f"audit-{name}.sqlite"),
             "key": "${LC2_BENCH_AUDIT_KEY}",
         }
-        if not audit_enabled:
-            audit["enabled"] = False
-        cfg = write_config(self.tmp / f"{name}.yaml", self.gateway_cfg(port, admin, audit))
+        cfg = write_config(self.tmp / f"{name}.yaml", self.gateway_cfg(port, admin, store))
         inst = start_gateway(
-            self.sup, name, src=tree, config=cfg, port=port, admin_port=admin, workers=workers
+            self.sup, name, src=tree, config=cfg, port=port, admin_port=admin, workers=workers,
+            audit=audit,
         )
         self.log(f"  {name}: gateway on :{port} (admin :{admin}), ready {inst.ready_seconds:.2f}s")
         return inst
-
-    def _audit_switch_tree(self) -> Path:
-        """The measured gateway if it has ``audit.enabled``, else a copy with the proposed
-        switch (the first of bench/patches/01-audit-switch*.diff that applies)."""
-        if supports_audit_switch(self.main):
-            return self.main
-        failures: list[str] = []
-        for patch in AUDIT_SWITCH_PATCHES:
-            try:
-                tree = self._tree(f"audit-switch-{patch.stem}", [patch])
-            except RuntimeError as exc:
-                failures.append(str(exc).splitlines()[0])
-                continue
-            self.notes.append(
-                f"audit-off runs the measured gateway plus bench/patches/{patch.name} "
-                "(it has no audit switch yet)"
-            )
-            return tree
-        self.notes.extend(f"audit-off: {f}" for f in failures)
-        raise _Unavailable("no audit switch, and no bench/patches/01-audit-switch*.diff applies")
 
     def start(self, scenarios: Sequence[Scenario]) -> list[Scenario]:
         """Start every instance the scenarios need; returns those that can run here."""
@@ -262,9 +235,7 @@ class Session:
                 raise _Unavailable("this gateway has no `serve --workers`")
             return self.start_gateway(name, tree=self.main, audit_dir=self.tmp, workers=2)
         if name == "gw_noaudit":
-            return self.start_gateway(
-                name, tree=self._audit_switch_tree(), audit_dir=self.tmp, audit_enabled=False
-            )
+            return self.start_gateway(name, tree=self.main, audit_dir=self.tmp, audit=False)
         if name == "gwp":
             return self.start_gateway(name, tree=self.patched_tree(), audit_dir=self.tmp)
         raise ValueError(name)

@@ -31,7 +31,6 @@ __all__ = [
     "start_floor",
     "start_gateway",
     "start_nginx",
-    "supports_audit_switch",
     "supports_workers",
 ]
 
@@ -97,14 +96,6 @@ def _probe(src: Path, code: str) -> bool:
     return out.returncode == 0
 
 
-def supports_audit_switch(src: Path) -> bool:
-    return _probe(
-        src,
-        "import sys; from gateway.audit.config import AuditConfig; "
-        "sys.exit(0 if 'enabled' in AuditConfig.model_fields else 1)",
-    )
-
-
 def supports_workers(src: Path) -> bool:
     return _probe(
         src,
@@ -133,8 +124,11 @@ def start_gateway(
     admin_port: int,
     workers: int = 1,
     timeout: float = 60.0,
+    audit: bool = True,
 ) -> Instance:
-    argv = [sys.executable, "-m", "gateway", "serve", "-c", str(config)]
+    # without its audit: the same gateway through a launcher that idles the writer
+    launcher = ["-m", "gateway"] if audit else [str(REPO / "bench" / "noaudit.py")]
+    argv = [sys.executable, *launcher, "serve", "-c", str(config)]
     if workers > 1:
         argv += ["--workers", str(workers)]
     proc = sup.start(name, argv, env=gateway_env(src), cwd=src)

@@ -56,7 +56,9 @@ class Bulkhead:
                 raise BackendBusy(f"{self.limit} calls running and {self.waiting} waiting")
             self.waiting += 1
             try:
-                await asyncio.wait_for(self._sem.acquire(), self.timeout)
+                # asyncio.timeout, not wait_for: no task per waiting call
+                async with asyncio.timeout(self.timeout):
+                    await self._sem.acquire()
             except TimeoutError:
                 raise BackendBusy(f"no free slot within {self.timeout:g}s") from None
             finally:

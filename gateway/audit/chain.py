@@ -88,9 +88,21 @@ class Segmenter:
         self.period = period
         self.tz = ZoneInfo(timezone)
         self._fmt = "%Y-%m-%d" if period == "day" else "%Y-%m-%dT%H"
+        # (start, end, label) of the period last asked for: every record of a period
+        # shares its label, and working it out costs a time-zone conversion
+        self._last: tuple[float, float, str] = (0.0, 0.0, "")
 
     def label(self, ts: float) -> str:
-        return dt.datetime.fromtimestamp(ts, self.tz).strftime(self._fmt)
+        start, end, label = self._last  # one tuple: safe to read from the store's thread
+        if start <= ts < end:
+            return label
+        label = dt.datetime.fromtimestamp(ts, self.tz).strftime(self._fmt)
+        self._last = (self._start(label), self.end(label), label)
+        return label
+
+    def _start(self, label: str) -> float:
+        fmt = "%Y-%m-%dT%H" if "T" in label else "%Y-%m-%d"
+        return dt.datetime.strptime(label, fmt).replace(tzinfo=self.tz).timestamp()
 
     def end(self, label: str) -> float:
         """Unix time at which the period of ``label`` is over."""

@@ -201,6 +201,7 @@ class AuditWriter:
             "queue": self.queue_depth,
             "unconfirmed": self.unconfirmed,
             "lost": self.lost,
+            "sealed": self.seal.sealed_total,
             "lastSealAt": self.seal.last_at,
             "sealError": self.seal.error,
         }
@@ -227,7 +228,9 @@ class AuditWriter:
             return
         timeout = self._settings.commit_timeout
         try:
-            await asyncio.wait_for(asyncio.shield(entry.fut), timeout)
+            # asyncio.timeout, not wait_for: no waiter future and callbacks per call
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(entry.fut)
             return
         except TimeoutError:
             pass
@@ -243,7 +246,8 @@ class AuditWriter:
         # Inside a transaction that holds the store's lock: wait for its outcome, so the
         # record never says "served" for a call refused, or the other way round.
         try:
-            await asyncio.wait_for(asyncio.shield(entry.fut), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(entry.fut)
         except TimeoutError:
             log.error("audit commit of request %s outlived two timeouts", record.request_id)
             if self.fail_closed:
