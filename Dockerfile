@@ -20,15 +20,26 @@
 # as config/example.yaml does (this image sets LC2_ADMIN_HOST=0.0.0.0). Publish
 # that port to the host's loopback or an internal network only, never to LC2.
 #
+# Optional backends: the ODBC adapter needs pyodbc, unixODBC and a driver, the
+# Oracle adapter python-oracledb (thin mode: nothing else). For example
+#
+#   docker build -t lc2-gateway:odbc --build-arg EXTRAS=odbc,oracle \
+#     --build-arg DEBIAN_PACKAGES="unixodbc tdsodbc" .
+#
+# EXTRAS are the package's pip extras; DEBIAN_PACKAGES are installed in the
+# final image (the driver registers itself in /etc/odbcinst.ini).
+#
 # For reproducible builds pin the base image by digest: python:3.11-slim@sha256:...
 
 FROM python:3.11-slim AS build
+ARG EXTRAS=""
 WORKDIR /src
 COPY . .
-RUN pip wheel --no-cache-dir . -w /wheels
+RUN pip wheel --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" -w /wheels
 
 
 FROM python:3.11-slim
+ARG DEBIAN_PACKAGES=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -39,6 +50,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 lc2-gateway \
     && useradd --system --uid 10001 --gid lc2-gateway --no-create-home \
         --home-dir /var/lib/lc2-gateway --shell /usr/sbin/nologin lc2-gateway
+
+# hadolint ignore=DL3008
+RUN if [ -n "$DEBIAN_PACKAGES" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends $DEBIAN_PACKAGES \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 # The wheels are bind-mounted from the build stage, so no layer keeps them.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

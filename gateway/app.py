@@ -42,12 +42,15 @@ def gateway_health(rt: Runtime) -> tuple[int, dict[str, Any]]:
     gen = rt.current
     health = gen.health.all()
     up = sum(1 for h in health.values() if h.status == "up")
-    audit_ok = rt.audit.healthy
+    audit = rt.audit.status()
+    audit_ok = audit["status"] == "up"
     if rt.maintenance.active:
         status = "maintenance"
-    elif not audit_ok or up == 0:
+    elif (not audit_ok and audit["failClosed"]) or up == 0:
         status = "down"
-    elif up < len(health):
+    elif not audit_ok or audit["sealError"] is not None or up < len(health):
+        # fail-open without a store answers calls it cannot prove; a failing sealer leaves
+        # the trail unsigned: both need an operator, neither stops the calls
         status = "degraded"
     else:
         status = "up"
@@ -55,7 +58,7 @@ def gateway_health(rt: Runtime) -> tuple[int, dict[str, Any]]:
         "status": status,
         "version": gen.settings.version,
         "maintenance": rt.maintenance.message,
-        "audit": {"status": "up" if audit_ok else "down", "error": rt.audit.last_error},
+        "audit": audit,
         "backends": {name: h.as_dict() for name, h in health.items()},
     }
     return (503 if status in ("down", "maintenance") else 200), body
@@ -73,7 +76,8 @@ def _public_health(body: dict[str, Any]) -> dict[str, Any]:
     backends = {
         name: {**h, "error": _in_a_word(h.get("error"))} for name, h in body["backends"].items()
     }
-    audit = {**body["audit"], "error": _in_a_word(body["audit"].get("error"))}
+    # only the verdict: counts, chain name, paths and seal errors stay on the admin listener
+    audit = {"status": body["audit"]["status"], "error": _in_a_word(body["audit"]["error"])}
     return {**body, "audit": audit, "backends": backends}
 
 

@@ -3,8 +3,8 @@
 Names follow Prometheus conventions: one ``lc2_gateway_`` prefix, base units
 (seconds), ``_total`` for counters, and label values drawn only from the
 config (service, backend names) or from small fixed sets (status, code), so
-no caller can grow the series count.  Pool usage and the audit queue are read
-at scrape time by a collector, costing nothing per request.
+no caller can grow the series count.  Pool usage and the audit writer's state
+are read at scrape time by a collector, costing nothing per request.
 """
 
 from __future__ import annotations
@@ -60,10 +60,13 @@ class _Current(Protocol):
     def guards(self) -> Mapping[str, BackendGuard]: ...
 
 
+AuditStatus = Callable[[], Mapping[str, Any]]  # AuditWriter.status
+
+
 class _ScrapeCollector(Collector):
-    def __init__(self, current: Callable[[], _Current], audit_depth: Callable[[], int]) -> None:
+    def __init__(self, current: Callable[[], _Current], audit: AuditStatus) -> None:
         self._current = current
-        self._audit_depth = audit_depth
+        self._audit = audit
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         gen = self._current()
@@ -105,11 +108,56 @@ class _ScrapeCollector(Collector):
         yield active
         yield waiting
         yield retries
-        yield GaugeMetricFamily(
-            f"{PREFIX}_audit_queue_depth",
-            "Audit records waiting for the writer",
-            value=self._audit_depth(),
-        )
+        yield from _audit_families(self._audit())
+
+
+_Family = GaugeMetricFamily | CounterMetricFamily
+
+
+def _audit_families(audit: Mapping[str, Any]) -> Iterator[_Family]:
+    yield GaugeMetricFamily(
+        f"{PREFIX}_audit_queue_depth",
+        "Audit records waiting for the writer",
+        value=audit["queue"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_audit_up",
+        "1 if the audit store can be written",
+        value=1 if audit["status"] == "up" else 0,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_audit_fail_closed",
+        "1 if calls are refused while the audit store cannot be written",
+        value=1 if audit["failClosed"] else 0,
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_audit_unconfirmed",
+        "Calls answered before their audit record was committed (fail-open)",
+        value=audit["unconfirmed"],
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_audit_lost",
+        "Audit records dropped: backlog full, or unwritten at shutdown (fail-open)",
+        value=audit["lost"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_audit_seal_ok",
+        "1 if the last seal attempt had no error",
+        value=1 if audit["sealError"] is None else 0,
+    )
+    # The chain label lets several workers writing one chain be summed: one of them seals.
+    per_chain: list[tuple[type[_Family], str, str, float | None]] = [
+        (CounterMetricFamily, "segments_sealed", "Audit segments this process sealed",
+         audit["sealed"]),
+        (GaugeMetricFamily, "last_seal_timestamp_seconds",
+         "Unix time this process last sealed a segment", audit["lastSealAt"]),
+    ]  # fmt: skip
+    for kind, name, doc, value in per_chain:
+        if value is None:  # never sealed: no sample rather than a made-up time
+            continue
+        family = kind(f"{PREFIX}_audit_{name}", doc, labels=["chain"])
+        family.add_metric([audit["chain"]], value)
+        yield family
 
 
 class Metrics:
@@ -216,10 +264,8 @@ class Metrics:
         for s in services:
             self.backend_latency.labels(s)
 
-    def register_scrape(
-        self, current: Callable[[], _Current], audit_depth: Callable[[], int]
-    ) -> None:
-        self.registry.register(_ScrapeCollector(current, audit_depth))
+    def register_scrape(self, current: Callable[[], _Current], audit: AuditStatus) -> None:
+        self.registry.register(_ScrapeCollector(current, audit))
 
     def on_circuit(self, backend: str, state: str) -> None:
         self.circuit.labels(backend).set({"closed": 0, "half_open": 1, "open": 2}[state])

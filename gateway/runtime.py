@@ -141,7 +141,7 @@ class Runtime:
         self.maintenance = MaintenanceSwitch(settings.maintenance_file)
         self.adapter_users: dict[Adapter, int] = {}  # generations using each adapter
         self.current = Generation(self, settings, None)
-        self.metrics.register_scrape(lambda: self.current, lambda: self.audit.queue_depth)
+        self.metrics.register_scrape(lambda: self.current, self.audit.status)
         self.metrics.on_maintenance(self.maintenance)
         self.ready = False
         self._reload_lock = asyncio.Lock()

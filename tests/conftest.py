@@ -173,6 +173,23 @@ class RunLog(logging.Handler):
 RUN_LOG = RunLog()
 
 
+# --- a legacy HTTP upstream behind TLS (the HTTP and SOAP adapter tests) ---------------------
+
+import ssl  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tests.http_upstream import Upstream, make_certificate, running_http_upstream  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Upstream, Path]]:
+    cert, key = make_certificate(tmp_path_factory.mktemp("tls"))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    with running_http_upstream(tls=ctx) as up:
+        yield up, cert
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # schemathesis runs as a CLI against a live gateway (test_security_openapi.py); its pytest
     # plugin, loaded by entry point, would wrap the collection and report hooks of every test

@@ -28,22 +28,17 @@ import os
 import pwd
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Literal
 
+from tests.support import free_port
+
+# free_port is re-exported for bench/resilience.py
 __all__ = ["FaultPort", "Mode", "PrivatePostgres", "free_port", "refused_port"]
 
 Mode = Literal["forward", "hang", "garbage", "refuse"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def refused_port() -> int:

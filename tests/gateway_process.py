@@ -10,7 +10,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["CLI", "GatewayProcess", "free_port", "http_get"]
+__all__ = ["CLI", "GatewayProcess", "http_get"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # `lc2-gateway` as installed; the same entry point from a source checkout
@@ -30,13 +29,6 @@ def _die_with_parent() -> None:
     """In the child: SIGTERM when the test process dies, so no gateway outlives a killed run."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def http_get(

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lxml import etree  # type: ignore[import-untyped]
 
-from tests.support import PEOPLE, make_pid
+from tests.support import PEOPLE, make_pid, plain_pid
 
 __all__ = [
     "MOVEMENTS",
@@ -96,15 +96,11 @@ def bomb_xml(soap: bool = False) -> bytes:
     return f'<?xml version="1.0"?><!DOCTYPE x [{"".join(ents)}]>{body}'.encode()
 
 
-def _plain(pid: str) -> str:
-    return pid.replace("-", "").replace(" ", "").strip()
-
-
 def _fisher_rows(pid: str) -> list[dict[str, str]]:
     return [
         {k: p[k] for k in ("PID", "FULLNAME", "SEX", "BIRTH_DATE", "MOO")}
         for p in PEOPLE
-        if _plain(p["PID"]) == _plain(pid)
+        if plain_pid(p["PID"]) == plain_pid(pid)
     ]
 
 
@@ -140,9 +136,9 @@ def _app(state: Upstream) -> web.Application:
     async def fisher_json(request: web.Request) -> web.Response:
         await state.pause()
         pid = request.query.get("pid", "")
-        if _plain(pid) == NOT_REGISTERED:
+        if plain_pid(pid) == NOT_REGISTERED:
             return web.json_response({"resultCode": "404", "resultMsg": f"ไม่พบข้อมูล {pid}"})
-        if _plain(pid) == REJECTED:
+        if plain_pid(pid) == REJECTED:
             return web.json_response({"resultCode": "400", "resultMsg": f"รูปแบบเลข {pid} ผิด"})
         return web.json_response({"resultCode": "000", "data": _fisher_rows(pid)})
 
@@ -186,7 +182,7 @@ def _app(state: Upstream) -> web.Application:
 
     @routes.get("/pipo/movements")
     async def movements(request: web.Request) -> web.Response:
-        owner = _plain(request.query.get("ownerPid", ""))
+        owner = plain_pid(request.query.get("ownerPid", ""))
         moves = MOVEMENTS.get(owner)
         code, msg = ("0", "OK") if moves else ("1", "NOT FOUND")
         items = "".join(

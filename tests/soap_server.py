@@ -39,7 +39,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lxml import etree  # type: ignore[import-untyped]
 
-from tests.support import PEOPLE, make_pid
+from tests.support import PEOPLE, make_pid, plain_pid
 
 # spyne 2.14 vendors an old ``six`` (ImportWarning) and imports ``cgi`` (DeprecationWarning,
 # removed in Python 3.13): both only at import time, so only the import is excused
@@ -122,10 +122,6 @@ RPC_WSDL = """<?xml version="1.0"?>
 """
 
 logging.getLogger("spyne").setLevel(logging.CRITICAL)  # spyne logs every Fault as an error
-
-
-def _plain(pid: str) -> str:
-    return pid.replace("-", "").replace(" ", "").strip()
 
 
 class FisherRecord(ComplexModel):  # type: ignore[misc]
@@ -220,7 +216,7 @@ LICENCES: dict[str, list[Licence]] = {
 class VesselLicenceService(ServiceBase):  # type: ignore[misc]
     @rpc(Unicode, _returns=Array(FisherRecord))  # type: ignore[untyped-decorator]
     def GetFisher(ctx: Any, personalId: str | None) -> list[FisherRecord]:
-        wanted = _plain(personalId or "")
+        wanted = plain_pid(personalId or "")
         return [
             FisherRecord(
                 PID=p["PID"],
@@ -230,12 +226,12 @@ class VesselLicenceService(ServiceBase):  # type: ignore[misc]
                 MOO=p["MOO"],
             )
             for p in PEOPLE
-            if _plain(p["PID"]) == wanted
+            if plain_pid(p["PID"]) == wanted
         ]
 
     @rpc(Unicode, _returns=Array(Licence))  # type: ignore[untyped-decorator]
     def GetVesselLicences(ctx: Any, ownerId: str | None) -> list[Licence]:
-        owner = _plain(ownerId or "")
+        owner = plain_pid(ownerId or "")
         if owner == FAULT_NO_RECORD:
             raise Fault("Client.NoRecord", f"no licence holder with ID {ownerId}")
         if owner == FAULT_BAD_REQUEST:

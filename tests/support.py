@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import socket
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from gateway.auth import hash_password
+from gateway.breaker import Breaker
 from gateway.config.build import build_settings
 from gateway.config.loader import parse_yaml
 from gateway.config.runtime import Settings
@@ -22,9 +27,38 @@ PASSWORD = "test-password-1234"
 PASSWORD_HASH = hash_password(PASSWORD, n=2**10)
 OFFICE = "00023"
 
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[[web.Application], Awaitable[Client]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def wait_until(predicate: Any) -> None:
+    """Poll a condition for at most 3 s."""
+    for _ in range(300):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached within 3 s")
+
 
 def make_pid(first12: str) -> str:
     return first12 + str(check_digit(first12))
+
+
+def plain_pid(pid: str) -> str:
+    """A citizen ID as a legacy system may show it, without its dashes and spaces."""
+    return pid.replace("-", "").replace(" ", "").strip()
+
+
+def state_of(b: Breaker) -> str:
+    """Read through a call: the state changes behind mypy's narrowing."""
+    return b.state
 
 
 OFFICER = make_pid("110170020345")

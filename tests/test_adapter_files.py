@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,60 +44,12 @@ from gateway.adapter import (
 from gateway.app import build_app, build_runtime
 from gateway.config.build import load_settings
 from gateway.transforms import compile_chain
+from tests.files_support import age, write_csv, write_dbf
 from tests.support import PEOPLE, basic, lc2_headers, make_pid
 
 LIMITS = BackendLimits(pool_size=2, acquire_timeout=1.0, query_timeout=2.0)
 # Checks are driven by the tests (check_now) unless a test wants the real poller.
 MANUAL = {"interval": 3600, "settle": 0}
-COLUMNS = "PID C(17); FULLNAME C(100); SEX C(1); BIRTH_DATE C(8); MOO C(2); NOTE M"
-
-
-def _age(*paths: Path, seconds: float = 60) -> None:
-    """Make files look written a while ago (a writer that is done)."""
-    t = time.time() - seconds
-    for p in paths:
-        os.utime(p, (t, t))
-
-
-def write_dbf(
-    path: Path,
-    people: Iterable[dict[str, Any]],
-    *,
-    dbf_type: str = "db3",
-    deleted: int = 1,
-) -> Path:
-    """A register the way a dBase/FoxPro program keeps it: cp874 text, a memo, deleted rows."""
-    table = dbf.Table(str(path), COLUMNS, codepage="cp874", dbf_type=dbf_type)
-    table.open(dbf.READ_WRITE)
-    try:
-        for p in people:
-            note = f"ออกใบอนุญาตแล้ว เลขที่ {p['pid'][-4:]}"
-            table.append((p["PID"], p["FULLNAME"], p["SEX"], p["BIRTH_DATE"], p["MOO"], note))
-        for i in range(deleted):
-            table.append((f"9-9999-9999{i}-99-9", "ลบแล้ว", "1", "", "", "ลบ"))
-            dbf.delete(table[-1])
-    finally:
-        table.close()
-    memo = [m for m in path.parent.iterdir() if m.stem == path.stem and m != path]
-    _age(path, *memo)
-    return path
-
-
-def write_csv(
-    path: Path,
-    rows: Sequence[Sequence[str]],
-    *,
-    encoding: str = "cp874",
-    header: Sequence[str] | None = ("PID", "FULLNAME", "SEX", "BIRTH_DATE", "MOO"),
-) -> Path:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")  # Windows exporters
-    if header is not None:
-        w.writerow(header)
-    w.writerows(rows)
-    path.write_bytes(buf.getvalue().encode(encoding))
-    _age(path)
-    return path
 
 
 def people_rows() -> list[list[str]]:
@@ -233,7 +185,7 @@ async def test_dbf_types_and_garbage(tmp_path: Path, closing: list[FileAdapter])
     start = raw.index(b"3830100457123")
     raw[start + 13 : start + 23] = b"  12x.5   "
     path.write_bytes(bytes(raw))
-    _age(path, path.with_suffix(".FPT"))
+    age(path, path.with_suffix(".FPT"))
     a = await _opened(DBF, dbf_options(path, citizen_ids=[], index=["PID"], table="LIC"))
     closing.append(a)
     op = _op("SELECT * FROM LIC WHERE PID = :pid", "pid")
@@ -258,7 +210,7 @@ async def test_dbf_language_driver_byte_is_considered(
     with path.open("r+b") as f:  # as an English FoxPro marks it: Windows ANSI (cp1252)
         f.seek(29)
         f.write(bytes([0x03]))
-    _age(path)
+    age(path)
     trusted = await _opened(DBF, dbf_options(path))
     closing.append(trusted)
     row = (await trusted.fetch(BY_PID, {"pid": PEOPLE[0]["pid"]}))[0]
@@ -278,7 +230,7 @@ async def test_truncated_dbf_is_refused(tmp_path: Path, closing: list[FileAdapte
     size = path.stat().st_size
     with path.open("r+b") as f:
         f.truncate(size - 60)  # cut in the middle of the last record
-    _age(path)
+    age(path)
     a = await _opened(DBF, dbf_options(path))
     closing.append(a)
     with pytest.raises(BackendUnavailable, match="incomplete"):
@@ -294,7 +246,7 @@ async def test_truncated_memo_file_is_refused(tmp_path: Path, closing: list[File
     )
     with memo.open("r+b") as f:
         f.truncate(memo.stat().st_size - 512)  # the last memo block never arrived
-    _age(path, memo)
+    age(path, memo)
     a = await _opened(DBF, dbf_options(path))
     closing.append(a)
     with pytest.raises(BackendUnavailable, match="memo"):
@@ -315,7 +267,7 @@ async def test_csv_in_cp874_with_legacy_quirks(tmp_path: Path, closing: list[Fil
     path = write_csv(tmp_path / "fisher.csv", rows)
     raw = path.read_bytes()
     path.write_bytes(raw.replace(b"\r\n", b"\r\n\r\n", 1))  # a blank line after the header
-    _age(path)
+    age(path)
     a = await _opened(CSV, csv_options(path))
     closing.append(a)
     r1 = (await a.fetch(BY_PID, {"pid": PEOPLE[1]["pid"]}))[0]
@@ -331,7 +283,7 @@ async def test_undecodable_bytes_are_replaced_and_counted(
 ) -> None:
     path = write_csv(tmp_path / "f.csv", people_rows())
     path.write_bytes(path.read_bytes().replace("ใจดี".encode("cp874"), b"\xfc\xfd"))
-    _age(path)
+    age(path)
     a = await _opened(CSV, csv_options(path))
     closing.append(a)
     row = (await a.fetch(BY_PID, {"pid": PEOPLE[0]["pid"]}))[0]
@@ -358,7 +310,7 @@ async def test_csv_without_header_and_with_title_lines(
     path = tmp_path / "f.txt"
     body = "รายงานทะเบียนชาวประมง ณ วันที่ 1/1/2567\n\n" + "\n".join("|".join(r) for r in people_rows())
     path.write_bytes((body + "\n").encode("cp874"))
-    _age(path)
+    age(path)
     opts = csv_options(
         path,
         header=False,
@@ -385,7 +337,7 @@ async def test_broken_csv_is_refused(
 ) -> None:
     path = write_csv(tmp_path / "f.csv", people_rows())
     path.write_bytes(damage(path.read_bytes()))
-    _age(path)
+    age(path)
     a = await _opened(CSV, csv_options(path, reload={**MANUAL, "min_rows": 0}))
     closing.append(a)
     with pytest.raises(BackendUnavailable, match=reason):
@@ -420,7 +372,7 @@ async def test_fixed_width(
     codec = "utf-8" if encoding == "utf-8-sig" else encoding
     lines = [_fixed_line(p, codec, units) for p in PEOPLE]
     path.write_bytes(head + b"\r\n".join(lines) + b"\r\n")
-    _age(path)
+    age(path)
     opts = FixedWidthOptions.model_validate(
         {
             "path": path,
@@ -448,7 +400,7 @@ async def test_fixed_width_record_length_catches_a_changed_layout(
     lines = [_fixed_line(p, "cp874", "bytes") for p in PEOPLE]
     lines[2] = lines[2][:-1]  # one record is a byte short
     path.write_bytes(b"\n".join(lines) + b"\n")
-    _age(path)
+    age(path)
     opts = FixedWidthOptions.model_validate(
         {"path": path, "columns": LAYOUT, "record_length": 68, "index": ["PID"], "reload": MANUAL}
     )
@@ -580,7 +532,7 @@ async def test_swap_keeps_old_data_for_lookups_in_flight(
     slow = asyncio.create_task(a.fetch(_slow(2_000_000), {"pid": pid}))
     await asyncio.sleep(0.1)
     path.write_bytes(_encode(_versioned("B", 20)))
-    _age(path)
+    age(path)
     await a.check_now()  # the new version is swapped in while the slow lookup runs
     assert a.status()["generation"] == 2 and first is not None and first.retired
     assert (await a.fetch(BY_PID, {"pid": pid}))[0]["FULLNAME"] == "นายB3 สกุลB"
@@ -611,7 +563,7 @@ async def test_refused_versions_keep_the_old_data_and_show_in_health(
     ]
     for content, reason in bad_versions:
         path.write_bytes(content)
-        _age(path)
+        age(path)
         await a.check_now()
         assert await serving() == "นายA1 สกุลA"
         with pytest.raises(BackendError, match=reason):
@@ -619,7 +571,7 @@ async def test_refused_versions_keep_the_old_data_and_show_in_health(
         assert reason in str(a.status()["problem"])
         await a.check_now()  # the same bytes are not loaded again
     path.write_bytes(_encode(_versioned("E", 41)))
-    _age(path)
+    age(path)
     await a.check_now()
     assert await serving() == "นายE1 สกุลE"
     await a.probe()  # healthy again
@@ -636,7 +588,7 @@ async def test_a_file_still_being_written_waits_for_settle(
     closing.append(a)
     with pytest.raises(BackendUnavailable, match="left alone for 30s"):
         await a.fetch(BY_PID, {"pid": make_pid("100000000001")})
-    _age(path)
+    age(path)
     await a.check_now()
     assert len(await a.fetch(BY_PID, {"pid": make_pid("100000000001")})) == 1
 
@@ -650,7 +602,7 @@ async def test_missing_file_then_file_arrives_then_goes(
     with pytest.raises(BackendUnavailable, match="does not exist"):
         await a.probe()
     path.write_bytes(_encode(_versioned("A", 5)))
-    _age(path)
+    age(path)
     await a.check_now()
     await a.probe()
     path.unlink()  # the export job removes it before writing the next one
@@ -683,7 +635,7 @@ async def test_store_on_disk(tmp_path: Path, closing: list[FileAdapter]) -> None
     assert len(files) == 1 and files[0].name == f"export-{os.getpid()}-1.sqlite"
     assert len(await a.fetch(BY_PID, {"pid": make_pid("100000000001")})) == 1
     path.write_bytes(_encode(_versioned("B", 10)))
-    _age(path)
+    age(path)
     await a.check_now()
     assert (await a.fetch(BY_PID, {"pid": make_pid("100000000001")}))[0]["VERSION"] == "B"
     for _ in range(100):
@@ -701,7 +653,7 @@ async def test_reload_runs_off_the_event_loop(tmp_path: Path, closing: list[File
     a = await _opened(CSV, csv_options(path, reload={**MANUAL, "min_ratio": 0}))
     closing.append(a)
     path.write_bytes(_encode(_versioned("B", 60_000)))
-    _age(path)
+    age(path)
     load = asyncio.create_task(a.check_now())
     started = time.monotonic()
     lag, answers = 0.0, 0
@@ -827,7 +779,7 @@ def _copy_worked_example(tmp_path: Path) -> Path:
     conf = tmp_path / "config"
     shutil.copytree(root / "exports", conf / "exports")
     shutil.copy(root / "exports.yaml", conf / "exports.yaml")
-    _age(*(conf / "exports").iterdir(), seconds=3600)  # last night's export, not one in progress
+    age(*(conf / "exports").iterdir(), seconds=3600)  # last night's export, not one in progress
     return conf / "exports.yaml"
 
 

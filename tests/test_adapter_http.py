@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -31,7 +30,6 @@ from tests.http_upstream import (
     NOT_REGISTERED,
     REJECTED,
     Upstream,
-    make_certificate,
     running_http_upstream,
 )
 from tests.support import PEOPLE
@@ -324,15 +322,6 @@ async def test_probe(upstream: Upstream) -> None:
 
 
 # --- TLS --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Upstream, Path]]:
-    cert, key = make_certificate(tmp_path_factory.mktemp("tls"))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    with running_http_upstream(tls=ctx) as up:
-        yield up, cert
 
 
 async def test_tls_verification(

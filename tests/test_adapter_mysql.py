@@ -23,6 +23,7 @@ from gateway.adapter import (
     BackendUnavailable,
     PoolStats,
 )
+from tests.support import wait_until
 
 LIMITS = BackendLimits(pool_size=2, acquire_timeout=2.0, query_timeout=3.0)
 
@@ -119,15 +120,6 @@ async def adapter(db: Any) -> AsyncIterator[MysqlAdapter]:
         yield a
     finally:
         await a.close()
-
-
-async def _wait_until(predicate: Any) -> None:
-    """Poll a condition for at most 3 s."""
-    for _ in range(300):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached within 3 s")
 
 
 async def _running(server: Any, marker: str) -> int:
@@ -297,7 +289,7 @@ async def test_probe_and_pool_stats(adapter: MysqlAdapter) -> None:
     assert adapter.pool_stats() == PoolStats(size=1, in_use=0)
 
     slow = asyncio.create_task(adapter.fetch(_op("SELECT SLEEP(0.5) AS s"), {}))
-    await _wait_until(lambda: adapter.pool_stats().in_use == 1)
+    await wait_until(lambda: adapter.pool_stats().in_use == 1)
     assert adapter.pool_stats() == PoolStats(size=1, in_use=1)
     await adapter.probe()  # opens the second connection of the pool
     assert adapter.pool_stats() == PoolStats(size=2, in_use=1)
@@ -388,7 +380,7 @@ async def test_query_timeout_closes_and_kills(db: Any) -> None:
 
 async def test_cancelled_fetch_kills_the_query(adapter: MysqlAdapter, db: Any) -> None:
     slow = asyncio.create_task(adapter.fetch(_op("SELECT SLEEP(5) AS lc2_cancel_marker"), {}))
-    await _wait_until(lambda: adapter.pool_stats().in_use == 1)
+    await wait_until(lambda: adapter.pool_stats().in_use == 1)
     await asyncio.sleep(0.05)  # let the statement reach the server
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -403,7 +395,7 @@ async def test_exhausted_pool_is_busy_within_acquire_timeout(db: Any) -> None:
     await a.open()
     try:
         slow = asyncio.create_task(a.fetch(_op("SELECT SLEEP(1) AS s"), {}))
-        await _wait_until(lambda: a.pool_stats().in_use == 1)
+        await wait_until(lambda: a.pool_stats().in_use == 1)
         started = time.monotonic()
         with pytest.raises(BackendBusy):
             await a.fetch(_op("SELECT 1 AS one"), {})
@@ -447,7 +439,7 @@ async def test_unknown_database_and_bad_password_are_unavailable(db: Any) -> Non
 
 async def test_connection_killed_by_server_is_unavailable(adapter: MysqlAdapter, db: Any) -> None:
     slow = asyncio.create_task(adapter.fetch(_op("SELECT SLEEP(3) AS lc2_kill_marker"), {}))
-    await _wait_until(lambda: adapter.pool_stats().in_use == 1)
+    await wait_until(lambda: adapter.pool_stats().in_use == 1)
     for _ in range(100):  # until the statement shows in the process list
         ids = await _admin(
             db,
@@ -485,7 +477,7 @@ async def test_close_with_a_query_in_flight(db: Any) -> None:
     a = FACTORY.create("my", _options(db), limits)
     await a.open()
     slow = asyncio.create_task(a.fetch(_op("SELECT SLEEP(5) AS lc2_close_marker"), {}))
-    await _wait_until(lambda: a.pool_stats().in_use == 1)
+    await wait_until(lambda: a.pool_stats().in_use == 1)
     started = time.monotonic()
     await a.close()
     assert time.monotonic() - started < 2.5

@@ -23,6 +23,7 @@ from gateway.adapter import (
     BackendUnavailable,
     PoolStats,
 )
+from tests.support import wait_until
 
 LIMITS = BackendLimits(pool_size=2, acquire_timeout=2.0, query_timeout=3.0)
 APP = "lc2gw-pg-test"
@@ -91,15 +92,6 @@ async def adapter(pg_dsn: str) -> AsyncIterator[PostgresAdapter]:
         yield a
     finally:
         await a.close()
-
-
-async def _wait_until(predicate: Any) -> None:
-    """Poll a condition for at most 3 s."""
-    for _ in range(300):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached within 3 s")
 
 
 # --- options ---------------------------------------------------------------
@@ -228,7 +220,7 @@ async def test_probe_and_pool_stats(adapter: PostgresAdapter) -> None:
     assert adapter.pool_stats() == PoolStats(size=1, in_use=0)
 
     slow = asyncio.create_task(adapter.fetch(_op("SELECT pg_sleep(0.5) AS s"), {}))
-    await _wait_until(lambda: adapter.pool_stats().in_use == 1)
+    await wait_until(lambda: adapter.pool_stats().in_use == 1)
     assert adapter.pool_stats() == PoolStats(size=1, in_use=1)
     await adapter.probe()  # the second connection of the pool
     assert adapter.pool_stats() == PoolStats(size=2, in_use=1)
@@ -358,7 +350,7 @@ async def test_exhausted_pool_is_busy_within_acquire_timeout(pg_dsn: str) -> Non
     await a.open()
     try:
         slow = asyncio.create_task(a.fetch(_op("SELECT pg_sleep(1) AS s"), {}))
-        await _wait_until(lambda: a.pool_stats().in_use == 1)
+        await wait_until(lambda: a.pool_stats().in_use == 1)
         started = time.monotonic()
         with pytest.raises(BackendBusy):
             await a.fetch(_op("SELECT 1 AS one"), {})
@@ -400,7 +392,7 @@ async def test_connection_killed_by_server_is_unavailable(
     adapter: PostgresAdapter, pg_dsn: str
 ) -> None:
     slow = asyncio.create_task(adapter.fetch(_op("SELECT pg_sleep(2)"), {}))
-    await _wait_until(lambda: adapter.pool_stats().in_use == 1)
+    await wait_until(lambda: adapter.pool_stats().in_use == 1)
     conn = await asyncpg.connect(pg_dsn, timeout=5)
     try:
         for _ in range(100):  # until the statement shows in pg_stat_activity
@@ -442,7 +434,7 @@ async def test_close_with_a_query_in_flight(pg_dsn: str) -> None:
     a = FACTORY.create("pg", _options(pg_dsn), limits)
     await a.open()
     slow = asyncio.create_task(a.fetch(_op("SELECT pg_sleep(5)"), {}))
-    await _wait_until(lambda: a.pool_stats().in_use == 1)
+    await wait_until(lambda: a.pool_stats().in_use == 1)
     started = time.monotonic()
     await a.close()
     assert time.monotonic() - started < 2.0

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from adapters.soap import FACTORY, PreparedCall, SoapAdapter, SoapOperation, SoapOptions
 from gateway.adapter import (
@@ -42,7 +39,6 @@ from gateway.config.loader import ConfigError
 from tests.http_upstream import (
     Upstream,
     bomb_xml,
-    make_certificate,
     running_http_upstream,
     xxe_xml,
 )
@@ -54,10 +50,14 @@ from tests.soap_server import (
     SoapServer,
     running_soap_server,
 )
-from tests.support import PEOPLE, audit_rows, base_config, lc2_headers, settings_from
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
+from tests.support import (
+    PEOPLE,
+    MakeClient,
+    audit_rows,
+    base_config,
+    lc2_headers,
+    settings_from,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WSDL = ROOT / "config" / "vessels" / "vessel-licence.wsdl"
@@ -465,15 +465,6 @@ def test_wsdl_url_is_not_fetched_at_check_time(tmp_path: Path) -> None:
 
 
 # --- TLS -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Upstream, Path]]:
-    cert, key = make_certificate(tmp_path_factory.mktemp("tls"))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    with running_http_upstream(tls=ctx) as up:
-        yield up, cert
 
 
 async def test_tls_endpoint(

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from gateway.audit.config import AuditConfig, default_instance
 from gateway.config.loader import ConfigError
+from tests.audit_support import write_config
 from tests.support import (
     SQLITE_QUERY,
     base_config,
@@ -20,7 +21,6 @@ from tests.support import (
     settings_from,
     sqlite_backend,
 )
-from tests.test_audit_support import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.audit_support import Served, cli, serving_config, sql
 from tests.support import NO_RECORD_PID, PEOPLE, lc2_headers
-from tests.test_audit_support import Served, cli, serving_config, sql
 
 KILL_AFTER = 400  # answered calls before each kill
 WORKERS = 24  # concurrent client loops

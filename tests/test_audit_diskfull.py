@@ -10,10 +10,7 @@ next audit commit fail with SQLITE_FULL exactly as a full disk does.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -23,10 +20,8 @@ import uuid
 from pathlib import Path
 
 from gateway.audit import keys
+from tests.audit_support import MOUNT, cli, fill_disk, served_on_small_disk, sql
 from tests.support import PEOPLE, lc2_headers
-from tests.test_audit_support import Served, cli, serving_config, sql
-
-MOUNT = ("sh", "-c", 'mount -t tmpfs -o size=2m tmpfs "$0" && exec "$@"')
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -38,41 +33,9 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def _fill(directory: Path) -> Path:
-    """Write until the filesystem says ENOSPC (unbuffered: nothing left to flush later)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (1 << 16, 4096, 512, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC, exc
-                    break
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_disk_full_fails_closed_and_recovers_by_itself(tmp_path: Path) -> None:
-    unshare = shutil.which("unshare")
-    assert unshare, "util-linux `unshare` is needed to mount a private tmpfs"
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    config, port, admin = serving_config(
-        tmp_path,
-        path=str(mnt / "audit.sqlite"),
-        seal_key_file=str(tmp_path / "seal.key"),
-        retry_interval=0.2,
-        seal_interval=3600,
-    )
-    prefix = [unshare, "--mount", "--map-root-user", "--propagation", "private", *MOUNT, str(mnt)]
-    gw = Served(config, admin, prefix)
-    try:
-        gw.wait_ready()
-        store = Path(f"/proc/{gw.proc.pid}/root{mnt}")  # the gateway's view of the tmpfs
-        assert (store / "audit.sqlite").exists(), "the store is not on the private tmpfs"
+    with served_on_small_disk(tmp_path) as (gw, port, store):
+        admin = gw.admin
         api = f"http://127.0.0.1:{port}/api/v1/fisher?personalId={PEOPLE[0]['pid']}"
 
         def data_call(rid: str) -> tuple[int, dict[str, object]]:
@@ -80,7 +43,7 @@ def test_disk_full_fails_closed_and_recovers_by_itself(tmp_path: Path) -> None:
             return status, json.loads(body)
 
         assert data_call("before")[0] == 200
-        filler = _fill(store)
+        filler = fill_disk(store)
         refused: list[str] = []
         for i in range(50):  # at most a few commits still fit in pages SQLite already holds
             rid = f"full-{i}-{uuid.uuid4().hex[:6]}"
@@ -127,9 +90,6 @@ def test_disk_full_fails_closed_and_recovers_by_itself(tmp_path: Path) -> None:
             "audit", "verify", "--sqlite", str(copy / "audit.sqlite"), "--public-key", str(public)
         )
         assert code == 0, out
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            assert gw.stop() == 0, gw.output()
 
 
 def test_the_mount_is_private_to_the_gateway(tmp_path: Path) -> None:

@@ -8,21 +8,17 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_app, build_runtime
 from gateway.audit import AuditWriter, keys
 from gateway.errors import AuditUnavailable
-from tests.conftest import PgServer
-from tests.support import PEOPLE, lc2_headers
-from tests.test_audit_support import (
+from tests.audit_support import (
     TAMPERING,
     call,
     cli,
@@ -33,9 +29,8 @@ from tests.test_audit_support import (
     write_calls,
     write_config,
 )
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
+from tests.conftest import PgServer
+from tests.support import PEOPLE, MakeClient, free_port, lc2_headers
 
 
 async def acli(*argv: str) -> tuple[int, str, str]:
@@ -227,8 +222,6 @@ async def _proxy(port: int, target: int = 5432) -> AsyncIterator[None]:
 async def test_the_writer_waits_for_the_database_and_recovers_by_itself(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
-    from tests.test_audit_support import free_port
-
     port = free_port()
     dsn = re.sub(r"@[^/]+/", f"@127.0.0.1:{port}/", pg_server.dsn)
     config = write_config(

@@ -28,8 +28,8 @@ from gateway.audit.report import build_monthly
 from gateway.audit.search import rows
 from gateway.audit.store_sqlite import SqliteStore
 from gateway.observe import CallRecord
+from tests.audit_support import at, call, cli, pid_for, settings, write_calls, write_config
 from tests.support import make_pid
-from tests.test_audit_support import at, call, cli, pid_for, settings, write_calls, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLIDAYS = ROOT / "config" / "holidays-th-2026.yaml"
@@ -249,7 +249,7 @@ def test_report_files_for_the_head_of_unit(month: Path, tmp_path: Path) -> None:
 
 
 def rows_of(config: Path) -> list[dict[str, Any]]:
-    from tests.test_audit_support import sql
+    from tests.audit_support import sql
 
     out = sql(config.parent / "audit.sqlite", "SELECT ts, sandbox FROM audit_log")
     return [{"ts": r[0], "sandbox": r[1]} for r in out]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.audit import AuditWriter
-from tests.test_audit_support import (
+from tests.audit_support import (
     DAYS,
     PER_DAY,
     TAIL,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.audit import AuditWriter
-from tests.test_audit_support import at, call, cli, pid_for, settings, write_calls, write_config
+from tests.audit_support import at, call, cli, pid_for, settings, write_calls, write_config
 
 CITIZEN, OTHER = pid_for(1), pid_for(2)
 O1, O2 = "1101700203450", "3100600123456"

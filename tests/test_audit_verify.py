@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.audit import keys
-from tests.test_audit_support import (
+from tests.audit_support import (
     DAYS,
     PER_DAY,
     TAIL,
@@ -110,7 +110,7 @@ async def test_an_auditor_verifies_a_copy_with_the_public_key_only(
 
 async def test_a_closed_segment_left_unsealed_is_a_warning(tmp_path: Path) -> None:
     from gateway.audit import AuditWriter
-    from tests.test_audit_support import at, call, settings, write_calls
+    from tests.audit_support import at, call, settings, write_calls
 
     config = write_config(tmp_path, seal_interval=3600)
     s = settings(config)

@@ -16,7 +16,7 @@ import pytest
 from gateway.audit import AuditWriter
 from gateway.audit.chain import assign_segment, label_key
 from gateway.errors import AuditUnavailable
-from tests.test_audit_support import (
+from tests.audit_support import (
     at,
     call,
     cli,

@@ -11,7 +11,7 @@ answers be.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,11 +19,10 @@ from urllib.parse import urlsplit
 import asyncmy
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_admin_app, build_app, build_runtime
 from tests.conftest import MysqlServer, PgServer
+from tests.files_support import write_csv, write_dbf
 from tests.http_upstream import running_http_upstream
 from tests.soap_server import running_soap_server
 from tests.support import (
@@ -31,6 +30,7 @@ from tests.support import (
     NO_RECORD_PID,
     PEOPLE,
     SQLITE_QUERY,
+    MakeClient,
     audit_rows,
     base_config,
     fisher_service,
@@ -39,10 +39,6 @@ from tests.support import (
     settings_from,
     sqlite_backend,
 )
-from tests.test_adapter_files import write_csv, write_dbf
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 
 PG_QUERY = (
     "SELECT pid, fullname, sex, birth_date, moo FROM fisher_reg "

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.breaker import Breaker, BreakerConfig
 from gateway.errors import CircuitOpen
+from tests.support import state_of
 
 CFG = BreakerConfig(
     failure_threshold=3,
@@ -15,11 +16,6 @@ CFG = BreakerConfig(
     open_for=5.0,
     half_open_calls=1,
 )
-
-
-def state_of(b: Breaker) -> str:
-    """Read through a call: the state changes behind mypy's narrowing."""
-    return b.state
 
 
 class Clock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,16 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support import basic
+from tests.support import basic, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object], str]:
@@ -38,7 +30,7 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
 def test_demo_serves_lc2_calls_and_stops_cleanly(tmp_path: Path) -> None:
     conf = tmp_path / "config"
     shutil.copytree(ROOT / "config" / "demo", conf / "demo")
-    port, admin = _free_port(), _free_port()
+    port, admin = free_port(), free_port()
     text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     text = text.replace("port: 8080", f"port: {port}").replace("port: 9108", f"port: {admin}")
     (conf / "demo.yaml").write_text(text, encoding="utf-8")

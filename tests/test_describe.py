@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from openpyxl import load_workbook
 
 from gateway.app import build_admin_app, build_app
@@ -42,26 +40,26 @@ from gateway.describe.sheet import DICTIONARY_HEADER, render_csv, write_xlsx
 from gateway.describe.text import render_html, render_markdown, thai_date
 from gateway.runtime import Runtime
 from gateway.security.apikey import hash_api_key, new_api_key
-from tests.gateway_process import GatewayProcess, free_port
+from tests.browser import assert_real_screenshot, chromium
+from tests.gateway_process import GatewayProcess
 from tests.support import (
     PASSWORD,
     PEOPLE,
     SQLITE_QUERY,
     TEST_ENV,
+    Client,
     base_config,
     basic,
     fisher_service,
+    free_port,
     make_sqlite_db,
     sqlite_backend,
 )
-from tests.test_status_page import assert_real_screenshot, chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "demo.yaml"
 TODAY = dt.date(2025, 1, 15)
 BASE = "https://lc2.fisheries.example.go.th"
-
-Client = TestClient[web.Request, web.Application]
 
 
 def demo_copy(tmp_path: Path) -> tuple[Path, int, int]:

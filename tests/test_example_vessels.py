@@ -7,22 +7,15 @@ as its header tells an operator to try it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_app, build_runtime
 from gateway.config.build import build_settings, load_settings
 from gateway.config.loader import load_yaml
 from tests.http_upstream import running_http_upstream
 from tests.soap_server import FAULT_BAD_REQUEST, FAULT_NO_RECORD, running_soap_server
-from tests.support import PEOPLE, basic, lc2_headers
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
+from tests.support import PEOPLE, MakeClient, basic, lc2_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER = PEOPLE[0]["pid"]

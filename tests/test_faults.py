@@ -44,8 +44,6 @@ import asyncmy
 import asyncpg
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.adapter import BackendUnavailable, PoolStats
@@ -54,22 +52,22 @@ from gateway.config.build import load_settings
 from gateway.health import HealthMonitor
 from gateway.runtime import Runtime
 from tests.conftest import MysqlServer, PgServer
-from tests.faults import FaultPort, Mode, PrivatePostgres, free_port
+from tests.faults import FaultPort, Mode, PrivatePostgres
 from tests.support import (
     PEOPLE,
     SQLITE_QUERY,
     TEST_ENV,
+    Client,
+    MakeClient,
     audit_rows,
     base_config,
     fisher_service,
+    free_port,
     lc2_headers,
     make_sqlite_db,
     settings_from,
     sqlite_backend,
 )
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,11 +18,7 @@ from gateway.errors import (
     CircuitOpen,
 )
 from gateway.guard import BackendGuard, Bulkhead, RetryBudget
-
-
-def state_of(b: Breaker) -> str:
-    """Read through a call: the state changes behind mypy's narrowing."""
-    return b.state
+from tests.support import state_of
 
 
 class ScriptedAdapter:

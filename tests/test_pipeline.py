@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_app, build_runtime
 from gateway.config.runtime import Settings
@@ -22,6 +19,8 @@ from tests.support import (
     PASSWORD_HASH,
     PEOPLE,
     SQLITE_QUERY,
+    Client,
+    MakeClient,
     audit_rows,
     base_config,
     basic,
@@ -33,9 +32,6 @@ from tests.support import (
     sqlite_backend,
     store_bytes,
 )
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 
 
 def _settings(tmp_path: Path, **extra: Any) -> Settings:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_admin_app, build_app
 from gateway.config.build import load_settings
@@ -23,6 +20,8 @@ from tests.support import (
     PEOPLE,
     SQLITE_QUERY,
     TEST_ENV,
+    Client,
+    MakeClient,
     audit_rows,
     base_config,
     fisher_service,
@@ -31,9 +30,6 @@ from tests.support import (
     make_sqlite_db,
     sqlite_backend,
 )
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 
 
 def write_config(path: Path, cfg: dict[str, Any]) -> Path:

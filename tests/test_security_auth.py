@@ -9,7 +9,7 @@ import io
 import ipaddress
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,11 +30,14 @@ from gateway.config.loader import ConfigError
 from gateway.security.apikey import hash_api_key, new_api_key
 from gateway.security.lockout import LockoutPolicy, Lockouts
 from gateway.security.network import Networks, client_address, parse_address
+from tests.live import live_config, live_gateway
 from tests.support import (
     PASSWORD_HASH,
     PEOPLE,
     SQLITE_QUERY,
     TEST_ENV,
+    Client,
+    MakeClient,
     audit_rows,
     base_config,
     basic,
@@ -46,10 +47,7 @@ from tests.support import (
     settings_from,
     sqlite_backend,
 )
-from tests.test_security_input import live_config, live_gateway
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 PID = PEOPLE[0]["pid"]
 
 

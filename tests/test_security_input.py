@@ -9,125 +9,31 @@ repair are written to raw sockets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from gateway.config.runtime import Settings
-from gateway.server import serve
+from tests.live import HEADER_TIMEOUT, live_config, live_gateway
 from tests.support import (
     PEOPLE,
     SQLITE_QUERY,
     audit_rows,
-    base_config,
     fisher_service,
     lc2_headers,
-    make_sqlite_db,
-    settings_from,
-    sqlite_backend,
 )
 
-HEADER_TIMEOUT = 1.5
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def live_config(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    """A config for a live gateway: the fisher register, a service with a text path parameter."""
-    db = tmp_path / "legacy.sqlite"
-    if not db.exists():
-        make_sqlite_db(db)
-    vessel = {
-        **fisher_service("legacy", SQLITE_QUERY),
-        "path": "vessel/{name}",
-        "params": {"name": {"type": "string", "max_length": 40}},
-        "operation": {"query": SQLITE_QUERY.replace(":personalId", ":name")},
-    }
-    services = {"fisher": fisher_service("legacy", SQLITE_QUERY), "vessel": vessel}
-    services.update(extra.pop("services", {}))
-    cfg = base_config(tmp_path, {"legacy": sqlite_backend(db)}, services)
-    cfg["listen"] = {
-        "host": "127.0.0.1",
-        "port": free_port(),
-        "header_timeout": HEADER_TIMEOUT,
-        "max_line_size": 1024,
-        "max_field_size": 1024,
-        "max_headers": 24,
-        **extra.pop("listen", {}),
-    }
-    cfg["admin"] = {"enabled": True, "host": "127.0.0.1", "port": free_port()}
-    cfg["limits"] = {"store": str(tmp_path / "quota.sqlite")}
-    cfg.update(extra)
-    return cfg
-
-
-@dataclass
-class Live:
-    settings: Settings
-    url: str
-    admin_url: str
-    port: int
-
-    async def raw(self, data: bytes) -> bytes:
-        """Write ``data`` to a fresh connection; everything the server sends until it closes."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        try:
-            writer.write(data)
-            await writer.drain()
-            return await asyncio.wait_for(reader.read(), 5.0)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
-@contextlib.asynccontextmanager
-async def live_gateway(
-    cfg: Mapping[str, Any], env: Mapping[str, str] | None = None
-) -> AsyncIterator[Live]:
-    settings = settings_from(cfg, env)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop=stop, on_ready=ready.set))
-    try:
-        done, _ = await asyncio.wait(
-            [task, asyncio.create_task(ready.wait())],
-            timeout=15,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if task in done:
-            task.result()  # serve() failed at start-up: raise why
-        assert ready.is_set(), "gateway did not start"
-        scheme = "https" if settings.security.tls is not None else "http"
-        listen, admin = settings.listen, settings.admin
-        yield Live(
-            settings,
-            f"{scheme}://127.0.0.1:{listen.port}",
-            f"http://127.0.0.1:{admin.port}",
-            listen.port,
-        )
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 def split(raw: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -7,14 +7,12 @@ import json
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 import gateway.pipeline
 from gateway.app import build_admin_app, build_app, build_runtime
@@ -26,6 +24,7 @@ from tests.support import (
     PEOPLE,
     SQLITE_QUERY,
     TEST_ENV,
+    MakeClient,
     audit_rows,
     base_config,
     basic,
@@ -37,8 +36,6 @@ from tests.support import (
     sqlite_backend,
 )
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 PID = PEOPLE[0]["pid"]
 MASKED = f"{PID[0]}-xxxx-xxxxx-x{PID[11]}-{PID[12]}"
 ONLY_ENVELOPE = {"responseCode", "message", "messageTh", "requestId", "error"}

@@ -18,8 +18,8 @@ from gateway.cli import main as cli_main
 from gateway.errors import all_error_types
 from gateway.openapi import build_openapi
 from gateway.security.apikey import hash_api_key
+from tests.live import live_config, live_gateway
 from tests.support import OFFICE, OFFICER, PASSWORD, TEST_ENV, settings_from
-from tests.test_security_input import live_config, live_gateway
 
 
 def _config(tmp_path: Path) -> dict[str, Any]:

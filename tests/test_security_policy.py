@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_app, build_runtime
 from gateway.config.loader import ConfigError
@@ -19,6 +16,8 @@ from tests.support import (
     PASSWORD_HASH,
     PEOPLE,
     SQLITE_QUERY,
+    Client,
+    MakeClient,
     audit_rows,
     base_config,
     basic,
@@ -29,8 +28,6 @@ from tests.support import (
     sqlite_backend,
 )
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
 PID = PEOPLE[0]["pid"]  # นายสมชาย ใจดี, born 1984-02-29, หมู่ 3
 
 

@@ -19,15 +19,10 @@ from typing import Any
 import asyncmy
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.app import build_app, build_runtime
 from tests.conftest import MysqlServer, PgServer
-from tests.support import base_config, lc2_headers, make_pid, settings_from
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
+from tests.support import MakeClient, base_config, lc2_headers, make_pid, settings_from
 
 OWNER = make_pid("310050123456")
 ROWS = [

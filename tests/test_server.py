@@ -26,6 +26,7 @@ from tests.support import (
     audit_rows,
     base_config,
     fisher_service,
+    free_port,
     lc2_headers,
     make_sqlite_db,
     sqlite_backend,
@@ -37,13 +38,6 @@ SLOW_QUERY = (
     "SELECT PID, FULLNAME, SEX, BIRTH_DATE, MOO FROM FISHER_REG, (SELECT max(x) FROM c) "
     "WHERE REPLACE(REPLACE(TRIM(PID), '-', ''), ' ', '') = :personalId"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_config(tmp_path: Path, **extra: Any) -> tuple[Path, int, int]:

@@ -9,20 +9,14 @@ not blank) and the rendered text for what the calls before it must show.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from PIL import Image
-from playwright.async_api import Browser, ViewportSize, async_playwright
+from playwright.async_api import ViewportSize
 
 from gateway.app import build_admin_app, build_app
 from gateway.auth import hash_password
@@ -32,11 +26,14 @@ from gateway.observe import CallRecord
 from gateway.runtime import Runtime
 from gateway.status import ERRORS_KEPT, MINUTES, StatusObserver, redact
 from gateway.transforms import format_pid
+from tests.browser import assert_real_screenshot, chromium
 from tests.support import (
     OFFICER,
     PEOPLE,
     SQLITE_QUERY,
     TEST_ENV,
+    Client,
+    MakeClient,
     base_config,
     basic,
     fisher_service,
@@ -45,58 +42,8 @@ from tests.support import (
     sqlite_backend,
 )
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
-
 STATUS_USER, STATUS_PASSWORD = "ops", "status-password-1234"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
-# Playwright adds --headless, --no-sandbox and a fresh temporary --user-data-dir itself.
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("chromium not found: apt-get install chromium fonts-thai-tlwg")
-    return path
-
-
-@asynccontextmanager
-async def chromium(home: Path) -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless, a fresh profile; never a downloaded browser."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=chromium_path(),
-            args=CHROMIUM_ARGS,
-            env={**os.environ, "HOME": str(home)},  # nothing written to the real home
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-def assert_real_screenshot(path: Path, size: tuple[int, int]) -> None:
-    """A PNG of ``size`` with more on it than a blank or one-colour page."""
-    with Image.open(path) as img:
-        img.verify()
-    with Image.open(path) as img:
-        assert img.format == "PNG"
-        assert img.size == size
-        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert colours is not None
-    assert len(colours) > 50, f"{len(colours)} colours: blank page?"
-    most = max(count for count, _ in colours)
-    assert most < 0.97 * size[0] * size[1], "one colour covers the page"
-
-
 # --- the observer -----------------------------------------------------------------------
 
 

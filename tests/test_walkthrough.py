@@ -29,8 +29,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from tests.gateway_process import CLI, ROOT, GatewayProcess, free_port
+from tests.gateway_process import CLI, ROOT, GatewayProcess
 from tests.soap_server import running_soap_server
+from tests.support import free_port
 
 GUIDE = ROOT / "docs" / "operator-guide.md"
 GUIDE_TH = ROOT / "docs" / "operator-guide.th.md"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import io
+import os
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +34,7 @@ from tests.support import (
     SQLITE_QUERY,
     base_config,
     fisher_service,
+    free_port,
     make_pid,
     make_sqlite_db,
     sqlite_backend,
@@ -40,6 +43,7 @@ from tests.support import (
 __all__ = [
     "BKK",
     "DAYS",
+    "MOUNT",
     "PER_DAY",
     "ROOT",
     "TAIL",
@@ -48,8 +52,8 @@ __all__ = [
     "at",
     "call",
     "cli",
+    "fill_disk",
     "fill_store",
-    "free_port",
     "pid_for",
     "serving_config",
     "settings",
@@ -288,13 +292,27 @@ TAMPERING = (
 )
 
 
-def free_port() -> int:
-    import socket
+# -- a full disk ---------------------------------------------------------------------------
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# run a command with a 2 MiB tmpfs mounted on its first argument (inside `unshare --mount`)
+MOUNT = ("sh", "-c", 'mount -t tmpfs -o size=2m tmpfs "$0" && exec "$@"')
+
+
+def fill_disk(directory: Path) -> Path:
+    """Write until the filesystem says ENOSPC (unbuffered: nothing left to flush later)."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 16, 4096, 512, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC, exc
+                    break
+    finally:
+        os.close(fd)
+    return filler
 
 
 # -- the gateway as a process ---------------------------------------------------------------
@@ -353,3 +371,38 @@ class Served:
         code = self.proc.wait(timeout=30)
         self.log.close()
         return code
+
+
+@contextlib.contextmanager
+def served_on_small_disk(tmp_path: Path, **audit: Any) -> Iterator[tuple[Served, int, Path]]:
+    """A gateway whose audit store is on a 2 MiB tmpfs of its own mount namespace.
+
+    Yields it, its data port, and the gateway's view of that tmpfs (where a test fills
+    the disk); stops it at the end, expecting a clean exit.
+    """
+    import shutil
+
+    unshare = shutil.which("unshare")
+    assert unshare, "util-linux `unshare` is needed to mount a private tmpfs"
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    config, port, admin = serving_config(
+        tmp_path,
+        **{
+            "path": str(mnt / "audit.sqlite"),
+            "seal_key_file": str(tmp_path / "seal.key"),
+            "retry_interval": 0.2,
+            "seal_interval": 3600,
+            **audit,
+        },
+    )
+    prefix = [unshare, "--mount", "--map-root-user", "--propagation", "private", *MOUNT, str(mnt)]
+    served = Served(config, admin, prefix)
+    try:
+        served.wait_ready()
+        store = Path(f"/proc/{served.proc.pid}/root{mnt}")
+        assert (store / "audit.sqlite").exists(), "the store is not on the private tmpfs"
+        yield served, port, store
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            assert served.stop() == 0, served.output()
