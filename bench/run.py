@@ -5,7 +5,7 @@
     python bench/run.py                  # 3 runs x 10 s of every scenario (~20 min)
     python bench/run.py --soak           # ~1,000,000 calls, RSS sampled along the way
     python bench/run.py --profile        # py-spy profiles of the gateway under load
-    python bench/run.py --patch bench/patches/02-transform-fast-paths.diff --scenarios single
+    python bench/run.py --patch my.diff --scenarios single
                                          # a patched gateway (the variant) beside the checkout
     python bench/run.py --drop           # drop the benchmark database
 

@@ -12,12 +12,15 @@ a thread plus its connection, and a slot is only free again when its thread
 is: a statement that ignores its cancel holds one slot, visibly, instead of
 piling up work behind the pool's back.
 
-Timeouts: at ``query_timeout`` the statement is cancelled with SQLCancel from
-a separate thread (psqlodbc sends a PostgreSQL cancel request, MariaDB
-Connector/ODBC a ``KILL QUERY``, FreeTDS a TDS attention, the SQLite driver
-``sqlite3_interrupt``) and its connection is discarded.  As a backstop the
-driver's own query timeout is set where the driver supports it, and
-PostgreSQL/MariaDB/MySQL sessions get a server-side statement timeout.
+Timeouts: at ``query_timeout``, or when the caller goes away, a PostgreSQL or
+MariaDB/MySQL statement is stopped from a second session of the adapter's own
+(``pg_cancel_backend`` / ``KILL QUERY`` with the session id each connection
+learns when it is made), and its connection is discarded.  SQLCancel is not
+used: on a statement between two ODBC calls the drivers close its result set
+under the worker's fetch (see pool.py).  Elsewhere the statement runs to its
+end.  As a backstop the driver's own query timeout is set where the driver
+supports it, and PostgreSQL/MariaDB/MySQL sessions get a server-side
+statement timeout.
 
 Read-only: ODBC's ``SQL_ATTR_ACCESS_MODE`` is only a hint (psqlodbc, MariaDB
 and SQLite drivers accept it and still write), so the session is made
