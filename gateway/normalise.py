@@ -91,6 +91,8 @@ class Mapper:
         return result
 
     def _column(self, row: Row, column: str, column_lower: str) -> object:
+        """The row's value of ``column``, however the driver spells it (PostgreSQL folds
+        names to lower case); ``_MISSING`` if the row has no such column."""
         keys = self._keys
         value = row.get(keys.get(column, column), _MISSING)
         if value is _MISSING:
@@ -131,9 +133,7 @@ class Mapper:
             if f.shared is not None and memo is not None:
                 value = self._shared(f.shared, row, memo)
             else:
-                value = row.get(self._keys.get(f.column, f.column), _MISSING)
-                if value is _MISSING:  # drivers differ in column-name case
-                    value = self._column(row, f.column, f.column_lower or "")
+                value = self._column(row, f.column, f.column_lower or "")
             if value is _MISSING or value is _FAILED:
                 failed.append(f.name)
                 out[f.name] = None
@@ -220,23 +220,21 @@ def _share_prefixes(
         id(f): tuple(orjson.dumps(t, option=orjson.OPT_SORT_KEYS) for t in cfg.transform)
         for f, cfg in leaves
     }
-    counts: Counter[tuple[str, tuple[bytes, ...]]] = Counter()
-    for f, _ in leaves:
+    def prefixes(f: FieldMap) -> list[tuple[str, tuple[bytes, ...]]]:
+        """(column, first k specs) for k = 1 .. all of the field's transforms."""
         s = specs[id(f)]
-        for k in range(1, len(s) + 1):
-            counts[(f.column_lower or "", s[:k])] += 1
+        return [(f.column_lower or "", s[:k]) for k in range(1, len(s) + 1)]
+
+    counts = Counter(p for f, _ in leaves for p in prefixes(f))
     shared: dict[tuple[str, tuple[bytes, ...]], int] = {}
     steps: list[SharedSteps] = []
     replaced: dict[int, FieldMap] = {}
     for f, cfg in leaves:
-        s = specs[id(f)]
-        k = max(
-            (k for k in range(1, len(s) + 1) if counts[(f.column_lower or "", s[:k])] > 1),
-            default=0,
-        )
-        if k == 0:
+        common = [p for p in prefixes(f) if counts[p] > 1]
+        if not common:
             continue
-        key = (f.column_lower or "", s[:k])
+        key = common[-1]  # the longest prefix another field on the column starts with
+        k = len(key[1])
         if key not in shared:
             shared[key] = len(steps)
             prefix = compile_chain(cfg.transform[:k], lookups=lookups, titles=titles)

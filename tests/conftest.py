@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncmy
 import asyncpg
 import pytest
+
+from tests.http_upstream import Upstream, make_certificate, running_http_upstream
 
 PG_DSN = os.environ.get("LC2_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_HOST = os.environ.get("LC2_TEST_MYSQL_HOST", "127.0.0.1")
@@ -174,11 +178,6 @@ RUN_LOG = RunLog()
 
 
 # --- a legacy HTTP upstream behind TLS (the HTTP and SOAP adapter tests) ---------------------
-
-import ssl  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tests.http_upstream import Upstream, make_certificate, running_http_upstream  # noqa: E402
 
 
 @pytest.fixture(scope="module")

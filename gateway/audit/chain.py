@@ -97,21 +97,22 @@ class Segmenter:
         if start <= ts < end:
             return label
         label = dt.datetime.fromtimestamp(ts, self.tz).strftime(self._fmt)
-        self._last = (self._start(label), self.end(label), label)
+        start, end = self._bounds(label)
+        self._last = (start, end, label)
         return label
-
-    def _start(self, label: str) -> float:
-        fmt = "%Y-%m-%dT%H" if "T" in label else "%Y-%m-%d"
-        return dt.datetime.strptime(label, fmt).replace(tzinfo=self.tz).timestamp()
 
     def end(self, label: str) -> float:
         """Unix time at which the period of ``label`` is over."""
+        return self._bounds(label)[1]
+
+    def _bounds(self, label: str) -> tuple[float, float]:
+        """Unix times at which the period of ``label`` starts and is over."""
         base = label_key(label)[0]
-        if "T" in base:
-            start = dt.datetime.strptime(base, "%Y-%m-%dT%H").replace(tzinfo=self.tz)
-            return (start + dt.timedelta(hours=1)).timestamp()
-        start = dt.datetime.strptime(base, "%Y-%m-%d").replace(tzinfo=self.tz)
-        return (start + dt.timedelta(days=1)).timestamp()
+        hourly = "T" in base
+        start = dt.datetime.strptime(base, "%Y-%m-%dT%H" if hourly else "%Y-%m-%d")
+        start = start.replace(tzinfo=self.tz)
+        step = dt.timedelta(hours=1) if hourly else dt.timedelta(days=1)
+        return start.timestamp(), (start + step).timestamp()
 
 
 @dataclass(frozen=True, slots=True)

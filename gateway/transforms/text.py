@@ -213,8 +213,14 @@ def _title_regex(extra: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[str, ..
     titles = {t.strip() for t in (*DEFAULT_TITLES, *extra) if t.strip()}
     # Longest first, so that นางสาว wins over นาง and พ.ต.ท. over พ.ต.
     ordered = tuple(sorted(titles, key=lambda t: (-len(t.replace(" ", "")), t)))
-    alternatives = "|".join(f"(?P<t{i}>{_title_pattern(t)})" for i, t in enumerate(ordered))
-    return re.compile(alternatives, re.IGNORECASE), ordered
+    return _alternation(ordered), ordered
+
+
+def _alternation(titles: Sequence[str]) -> re.Pattern[str]:
+    """One pattern trying ``titles`` in order; group ``t<i>`` names which one matched."""
+    return re.compile(
+        "|".join(f"(?P<t{i}>{_title_pattern(t)})" for i, t in enumerate(titles)), re.IGNORECASE
+    )
 
 
 @lru_cache(maxsize=32)
@@ -225,16 +231,7 @@ def _title_index(
     groups: dict[str, list[str]] = {}
     for title in _title_regex(extra)[1]:
         groups.setdefault(title[0].casefold(), []).append(title)
-    return {
-        first: (
-            re.compile(
-                "|".join(f"(?P<t{i}>{_title_pattern(t)})" for i, t in enumerate(titles)),
-                re.IGNORECASE,
-            ),
-            tuple(titles),
-        )
-        for first, titles in groups.items()
-    }
+    return {first: (_alternation(titles), tuple(titles)) for first, titles in groups.items()}
 
 
 def _match_title(text: str, extra: tuple[str, ...]) -> tuple[str | None, int]:
