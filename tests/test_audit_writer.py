@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -144,6 +146,31 @@ async def test_a_timed_out_commit_is_refused_and_never_written(tmp_path: Path) -
     await w.close()
     ids = [r[0] for r in sql(db, "SELECT request_id FROM audit_log")]
     assert ids == ["after"]
+
+
+async def test_writers_on_one_file_take_turns_before_their_transaction(tmp_path: Path) -> None:
+    """Workers queue for the file on its ``-writers`` lock, not in SQLite's polling busy wait."""
+    config = write_config(tmp_path, commit_timeout=0.3)
+    w = await _writer(config)
+    db = tmp_path / "audit.sqlite"
+    await w.commit(call(time.time(), request_id="first"))
+    turn = os.open(tmp_path / "audit.sqlite-writers", os.O_RDWR)
+    fcntl.flock(turn, fcntl.LOCK_EX)  # another worker's turn, for longer than commit_timeout
+    try:
+        with pytest.raises(AuditUnavailable):
+            await w.commit(call(time.time(), request_id="waited"))
+        # the store itself is free all along: only the turn held the writer back
+        free = sqlite3.connect(db, timeout=0)
+        free.execute("BEGIN IMMEDIATE")
+        free.rollback()
+        free.close()
+    finally:
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        os.close(turn)
+    await w.commit(call(time.time(), request_id="after"))
+    await w.close()
+    ids = [r[0] for r in sql(db, "SELECT request_id FROM audit_log ORDER BY seq")]
+    assert ids == ["first", "after"]  # the caller answered 503 is not recorded as served
 
 
 async def test_fail_open_answers_and_writes_the_backlog_in_order(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -36,6 +36,7 @@ from gateway.audit.store_sqlite import SCHEMA_VERSION, KeyMismatch
 
 __all__ = ["PgSyncStore", "PostgresWriterStore", "pg_ddl"]
 
+T = TypeVar("T")
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _Q = re.compile(r"\?")
 
@@ -108,7 +109,12 @@ async def _prepare(conn: asyncpg.Connection, schema: str, fingerprint: str) -> N
 
 
 class PostgresWriterStore:
-    """The gateway writer's handle: an asyncpg pool, created again after a failure."""
+    """The gateway writer's handle: an asyncpg pool, created again after a failure.
+
+    Every method is synchronous and is called on the audit writer's thread, which
+    gives the pool an event loop of its own: the chain's round trips never queue
+    behind the calls on the gateway's loop, nor the other way round.
+    """
 
     def __init__(self, pg: PgAuditSettings, chain: str, segmenter: Segmenter) -> None:
         self.pg = pg
@@ -117,6 +123,12 @@ class PostgresWriterStore:
         self.t = _tables(pg.schema)
         self._pool: asyncpg.Pool | None = None
         self._fingerprint = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
 
     async def _ensure(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -143,15 +155,21 @@ class PostgresWriterStore:
             pool.terminate()  # connections to a restarted server are useless
         return StoreError(f"audit store {self.pg.dsn}: {exc}")
 
-    async def open(self, fingerprint: str) -> None:
+    def open(self, fingerprint: str) -> None:
         self._fingerprint = fingerprint
+        self._run(self._open())
+
+    async def _open(self) -> None:
         try:
             await self._ensure()
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
 
-    async def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
+    def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
         """Append what ``take()`` returns once the chain's row is locked (see writer.py)."""
+        return self._run(self._append(take))
+
+    async def _append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
         try:
             pool = await self._ensure()
             async with pool.acquire() as conn, conn.transaction():
@@ -194,7 +212,10 @@ class PostgresWriterStore:
             row = await conn.fetchrow(sql, self.chain)
         return Head(*row)
 
-    async def probe(self, now: str) -> None:
+    def probe(self, now: str) -> None:
+        self._run(self._probe(now))
+
+    async def _probe(self, now: str) -> None:
         try:
             pool = await self._ensure()
             await pool.execute(
@@ -206,10 +227,16 @@ class PostgresWriterStore:
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
 
-    async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            if self._pool is not None:
+                pool, self._pool = self._pool, None
+                self._run(pool.close())
+        finally:
+            self._loop.close()
+            self._loop = None
 
     def reader(self) -> PgSyncStore:
         return PgSyncStore(self.pg)

@@ -1,9 +1,14 @@
 """The audit writer: one durable, chained record per call, committed before the answer.
 
-Callers enqueue their record and wait; one task takes everything queued,
-appends it to the chain in one transaction (group commit) and wakes every
-waiter at once.  Under load one fsync covers hundreds of calls, yet no caller
-is answered before its own record is committed.
+Callers hand their record to the writer's own thread and wait on a future;
+the thread takes everything handed over meanwhile, appends it to the chain
+in one transaction (group commit) and wakes every waiter of the batch with a
+single call into the event loop.  Under load one fsync covers many calls, yet
+no caller is answered before its own record is committed.
+
+The thread, not a task on the loop, owns the store: a batch costs the loop
+one wake-up, and the store's statements never wait for a turn of a busy loop
+between them.
 
 When the store can not be written (disk full, locked, unreachable, corrupt):
 
@@ -17,7 +22,7 @@ When the store can not be written (disk full, locked, unreachable, corrupt):
   back.  Records beyond that bound, or still waiting when the process dies,
   are lost: ``unconfirmed`` and ``lost`` count them.
 
-A second task seals closed segments (see sealer.py) in a thread, on its own
+A task seals closed segments (see sealer.py) in a thread, on its own
 connection, so sealing never holds up the calls.
 """
 
@@ -28,6 +33,7 @@ import collections
 import contextlib
 import hmac
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,30 +68,49 @@ Item = tuple[Content, float]  # a record's content and its time stamp
 Take = Callable[[], list[Item]]  # called by a store once it holds the chain's lock
 
 QUEUED, COMMITTING, ABANDONED = 0, 1, 2
-
-
-class _Store(Protocol):
-    async def open(self, fingerprint: str) -> None: ...
-
-    async def append(self, take: Take) -> Head | None: ...
-
-    async def probe(self, now: str) -> None: ...
-
-    async def close(self) -> None: ...
+_COMMITTED, _EXPIRED = "committed", "expired"  # what a waiter's future says
 
 
 class _SealingReader(SealingStore, Protocol):
     def close(self) -> None: ...
 
 
+class _Store(Protocol):
+    """A store as the writer's thread uses it: every call blocks that thread only."""
+
+    def open(self, fingerprint: str) -> None: ...
+
+    def append(self, take: Take) -> Head | None: ...
+
+    def probe(self, now: str) -> None: ...
+
+    def close(self) -> None: ...
+
+    def reader(self) -> _SealingReader: ...
+
+
 @dataclass(slots=True)
 class _Entry:
     item: Item
-    fut: asyncio.Future[None]
+    # None for a record no caller waits for (fail-open while the store is down)
+    fut: asyncio.Future[str] | None
     # QUEUED -> COMMITTING (inside the store's transaction) or ABANDONED (its caller was
     # answered 503 first); changed only under AuditWriter._claim, so a record is written
     # if and only if its caller is told it was
     state: int = QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What the thread reports to the loop after a write, applied there in one call."""
+
+    entries: list[_Entry]  # the callers to answer
+    ok: bool
+    error: str | None
+    resolved: int  # records that left the writer: written, refused or lost
+    lost: int
+    records: int  # records in the attempted transaction
+    seconds: float
 
 
 @dataclass(slots=True)
@@ -94,6 +119,9 @@ class _SealState:
     sealed_total: int = 0
     error: str | None = None
     problems: list[str] = field(default_factory=list)
+
+
+_STOP = object()  # handed to the thread by close(): write what is left, then end
 
 
 class AuditWriter:
@@ -107,18 +135,19 @@ class AuditWriter:
         self._settings = settings
         self.services = services  # replaced on reload: parameters' audit modes
         self._on_write = on_write
-        self._queue: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=settings.queue_max)
-        self._backlog: collections.deque[Item] = collections.deque()
-        self._claim = threading.Lock()  # the store's thread and the loop both change states
+        # the loop hands entries over, the thread takes them (SimpleQueue: no lock on put)
+        self._inbox: queue.SimpleQueue[_Entry | object] = queue.SimpleQueue()
+        self._pending = 0  # handed over and not yet written, refused or lost (loop only)
+        self._claim = threading.Lock()  # the store's transaction and a timed-out caller
         self.segmenter = Segmenter(settings.seal_period, settings.timezone)
         self._store = self._make_store()
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._sealer: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()  # the writer task is between batches: safe to cancel
-        self._idle.set()
         self.healthy = True
         self.last_error: str | None = None
-        self.written = 0
+        self.written = 0  # the thread's count
         self.unconfirmed = 0  # fail-open: calls answered before their record was committed
         self.lost = 0  # fail-open: records dropped because the backlog was full
         self.head: Head | None = None
@@ -145,13 +174,18 @@ class AuditWriter:
 
     async def start(self) -> None:
         """Open the store; a key mismatch refuses to start, an unreachable store does not."""
+        loop = self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(opened,), name="audit-writer", daemon=True
+        )
+        self._thread.start()
         try:
-            await self._store.open(key_fingerprint(self._settings.key))
-        except StoreError as exc:
-            # Come up refusing calls (or buffering them) and keep trying: a database
-            # server that starts after the gateway must not need an operator.
-            self._failed(str(exc))
-        self._task = asyncio.create_task(self._run(), name="audit-writer")
+            await opened
+        except BaseException:
+            self._thread = None  # it has ended: nothing for close() to stop
+            raise
         if self._settings.seal_seed is not None:
             self._sealer = asyncio.create_task(self._seal_loop(), name="audit-sealer")
 
@@ -160,34 +194,16 @@ class AuditWriter:
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
-        if self._task is not None:
-            if self.healthy:
-                await self._queue.join()  # let queued records reach the disk before stopping
-            # never cancel a batch inside its transaction: its callers must hear the outcome
-            await self._idle.wait()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._drain_on_close()
-        await self._store.close()
-
-    async def _drain_on_close(self) -> None:
-        entries: list[_Entry] = []
-        while not self._queue.empty():
-            entries.append(self._queue.get_nowait())
-            self._queue.task_done()
-        old = list(self._backlog)
-        self._backlog.clear()
-        ok = await self._write(old, entries)
-        self._settle(entries, ok)
-        if not ok and not self.fail_closed:
-            lost = len(old) + sum(e.state != ABANDONED for e in entries)
-            self.lost += lost
-            log.error("audit: %d records could not be written before stopping", lost)
+        if self._thread is not None and self._stopped is not None:
+            # FIFO: everything handed over before this is written (or refused) first;
+            # a batch inside its transaction is never cut short
+            self._inbox.put(_STOP)
+            await self._stopped
+            self._thread = None
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize() + len(self._backlog)
+        return self._pending
 
     def status(self) -> dict[str, Any]:
         """For /health and metrics: everything an operator needs to see at a glance."""
@@ -206,110 +222,174 @@ class AuditWriter:
             "sealError": self.seal.error,
         }
 
-    # -- the durable observer ---------------------------------------------------
+    # -- the durable observer (on the loop) -------------------------------------
 
     def to_row(self, rec: CallRecord) -> Content:
         return content_from_call(rec, self.services.get(rec.service), self._settings.key)
 
     async def commit(self, record: CallRecord) -> None:
         item = (self.to_row(record), record.started)
-        if not self.fail_closed and not self.healthy:
-            self._keep(item)
-            self.unconfirmed += 1
-            return
-        entry = _Entry(item, asyncio.get_running_loop().create_future())
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
+        if self._pending >= self._settings.queue_max:
             if self.fail_closed:
-                raise AuditUnavailable("audit queue is full") from None
-            self._keep(item)
+                raise AuditUnavailable("audit queue is full")
+            self._lose(1)
             self.unconfirmed += 1
             return
-        timeout = self._settings.commit_timeout
-        try:
-            # wait_for, not asyncio.timeout: on 3.11 the cheaper of the two for a future
-            # (14.5 vs 17.6 µs a call, measured under uvloop)
-            await asyncio.wait_for(asyncio.shield(entry.fut), timeout)
+        if not self.fail_closed and not self.healthy:
+            self._hand(_Entry(item, None))
+            self.unconfirmed += 1
             return
-        except TimeoutError:
-            pass
+        loop = asyncio.get_running_loop()
+        entry = _Entry(item, loop.create_future())
+        self._hand(entry)
+        # a bare future and a timer: the cheapest wait with a deadline on 3.11
+        if await self._wait(entry, loop) == _COMMITTED:
+            return
         with self._claim:
             if entry.state == QUEUED and self.fail_closed:
                 entry.state = ABANDONED
         if entry.state == ABANDONED:
-            entry.fut.cancel()
             raise AuditUnavailable("audit commit timed out")
         if entry.state == QUEUED:
             self.unconfirmed += 1  # fail-open: it stays queued and is written later
             return
         # Inside a transaction that holds the store's lock: wait for its outcome, so the
         # record never says "served" for a call refused, or the other way round.
-        try:
-            await asyncio.wait_for(asyncio.shield(entry.fut), timeout)
-        except TimeoutError:
+        entry.fut = loop.create_future()
+        if await self._wait(entry, loop) == _EXPIRED:
             log.error("audit commit of request %s outlived two timeouts", record.request_id)
             if self.fail_closed:
-                raise AuditUnavailable("audit commit timed out") from None
+                raise AuditUnavailable("audit commit timed out")
             self.unconfirmed += 1
 
-    def _keep(self, item: Item) -> None:
-        if len(self._backlog) >= self._settings.queue_max:
-            self.lost += 1
-            if self.lost == 1 or self.lost % 1000 == 0:
-                log.error("audit backlog full: %d records lost so far", self.lost)
-            return
-        self._backlog.append(item)
+    async def _wait(self, entry: _Entry, loop: asyncio.AbstractEventLoop) -> str:
+        fut = entry.fut
+        assert fut is not None
+        timer = loop.call_later(self._settings.commit_timeout, _expire, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
 
-    async def _run(self) -> None:
-        limit = self._settings.batch_max
-        while True:
-            if self.healthy and not self._backlog:
-                first = await self._queue.get()
-            else:
-                try:
-                    first = await asyncio.wait_for(self._queue.get(), self._settings.retry_interval)
-                except TimeoutError:
-                    self._idle.clear()
-                    try:
-                        await self._recover()
-                    finally:
-                        self._idle.set()
-                    continue
-            self._idle.clear()
-            try:
-                await self._batch(first, limit)
-            finally:
-                self._idle.set()
+    def _hand(self, entry: _Entry) -> None:
+        self._pending += 1
+        self._inbox.put(entry)
 
-    async def _batch(self, first: _Entry, limit: int) -> None:
-        batch = [first]
-        while len(batch) < limit and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        old = [self._backlog.popleft() for _ in range(min(len(self._backlog), limit))]
-        ok = await self._write(old, batch)
-        if not ok and not self.fail_closed:
-            kept = [e.item for e in batch if e.state != ABANDONED]
-            self._backlog.extendleft(reversed([*old, *kept]))
-        self._settle(batch, ok)
-        for _ in batch:
-            self._queue.task_done()
+    def _lose(self, n: int) -> None:
+        before, self.lost = self.lost, self.lost + n
+        if before == 0 or before // 1000 != self.lost // 1000:
+            log.error("audit backlog full: %d records lost so far", self.lost)
 
-    def _settle(self, entries: list[_Entry], ok: bool) -> None:
-        for e in entries:
-            if e.fut.done():
+    def _settle(self, out: _Outcome) -> None:
+        """On the loop: answer the batch's callers and account for what left the writer."""
+        self._pending -= out.resolved
+        if out.lost:
+            self._lose(out.lost)
+        for e in out.entries:
+            fut = e.fut
+            if fut is None or fut.done():
                 continue
-            if (ok and e.state == COMMITTING) or not self.fail_closed:
-                e.fut.set_result(None)
-                if not ok:
+            if (out.ok and e.state == COMMITTING) or not self.fail_closed:
+                fut.set_result(_COMMITTED)
+                if not out.ok:
                     self.unconfirmed += 1
             else:
-                e.fut.set_exception(AuditUnavailable(self.last_error or "audit store unavailable"))
-                e.fut.exception()  # its caller may have gone: never "exception not retrieved"
+                fut.set_exception(AuditUnavailable(out.error or "audit store unavailable"))
+                fut.exception()  # its caller may have gone: never "exception not retrieved"
+        if self._on_write is not None and out.records:
+            self._on_write(out.records, out.seconds, out.ok)
 
-    async def _write(self, old: list[Item], entries: list[_Entry]) -> bool:
+    # -- the writer's thread ----------------------------------------------------------
+
+    def _report(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _thread_main(self, opened: asyncio.Future[None]) -> None:
+        try:
+            try:
+                self._store.open(key_fingerprint(self._settings.key))
+            except StoreError as exc:
+                # Come up refusing calls (or buffering them) and keep trying: a database
+                # server that starts after the gateway must not need an operator.
+                self._failed(str(exc))
+        except BaseException as exc:  # a key mismatch, or a bug: start() refuses
+            with contextlib.suppress(Exception):
+                self._store.close()
+            self._report(_resolve, opened, exc)
+            return
+        self._report(_resolve, opened, None)
+        try:
+            self._serve()
+        finally:
+            with contextlib.suppress(Exception):
+                self._store.close()
+            if self._stopped is not None:
+                self._report(_resolve, self._stopped, None)
+
+    def _serve(self) -> None:
+        limit = self._settings.batch_max
+        backlog: collections.deque[Item] = collections.deque()  # fail-open, oldest first
+        while True:
+            idle = None if self.healthy and not backlog else self._settings.retry_interval
+            try:
+                first = self._inbox.get(timeout=idle)
+            except queue.Empty:
+                self._recover(backlog)
+                continue
+            batch, stop = self._gather(first, limit)
+            if stop:
+                self._flush(backlog, batch, len(backlog), last=True)
+                return
+            self._flush(backlog, batch, min(len(backlog), limit))
+
+    def _gather(self, first: _Entry | object, limit: int) -> tuple[list[_Entry], bool]:
+        """``first`` and what else waits, up to ``limit``; everything once close() asked."""
+        batch: list[_Entry] = []
+        stop, nxt = False, first
+        while True:
+            if nxt is _STOP:
+                stop = True
+            else:
+                batch.append(nxt)  # type: ignore[arg-type]
+            if len(batch) >= limit and not stop:
+                return batch, stop
+            try:
+                nxt = self._inbox.get_nowait()
+            except queue.Empty:
+                return batch, stop
+
+    def _flush(
+        self,
+        backlog: collections.deque[Item],
+        batch: list[_Entry],
+        n_old: int,
+        *,
+        last: bool = False,
+    ) -> None:
+        old = [backlog.popleft() for _ in range(n_old)]
+        ok, error, records, seconds = self._write(old, batch)
+        lost = 0
+        if ok or self.fail_closed:
+            # written, or refused: either way these records have left the writer
+            resolved = len(old) + len(batch)
+        else:
+            kept = [e.item for e in batch if e.state != ABANDONED]
+            resolved = len(batch) - len(kept)
+            if last:
+                lost = len(old) + len(kept)
+                resolved += lost
+                if lost:
+                    log.error("audit: %d records could not be written before stopping", lost)
+            else:
+                # back to the front, in order; commit() bounds all that is pending, this too
+                backlog.extendleft(reversed([*old, *kept]))
+        self._report(self._settle, _Outcome(batch, ok, error, resolved, lost, records, seconds))
+
+    def _write(self, old: list[Item], entries: list[_Entry]) -> tuple[bool, str | None, int, float]:
         if not old and not entries:
-            return True
+            return True, None, 0, 0.0
         taken = [0]
 
         def take() -> list[Item]:
@@ -323,34 +403,27 @@ class AuditWriter:
 
         t0 = perf_counter()
         try:
-            head = await self._store.append(take)
+            head = self._store.append(take)
         except (StoreError, KeyMismatch) as exc:
             self._failed(str(exc))
-            ok = False
+            return False, self.last_error, taken[0] or len(old) + len(entries), perf_counter() - t0
         except Exception as exc:  # a bug here must not leave every caller waiting
             log.exception("audit write failed")
             self._failed(f"audit writer: {exc!r}")
-            ok = False
-        else:
-            if head is not None:
-                self.head = head
-            self._recovered()
-            self.written += taken[0]
-            ok = True
-        if self._on_write is not None and (taken[0] or not ok):
-            self._on_write(taken[0] or len(old) + len(entries), perf_counter() - t0, ok)
-        return ok
+            return False, self.last_error, taken[0] or len(old) + len(entries), perf_counter() - t0
+        if head is not None:
+            self.head = head
+        self._recovered()
+        self.written += taken[0]
+        return True, None, taken[0], perf_counter() - t0
 
-    async def _recover(self) -> None:
+    def _recover(self, backlog: collections.deque[Item]) -> None:
         """Idle while unhealthy: write the backlog, or probe, so health recovers unaided."""
-        if self._backlog:
-            items = list(self._backlog)
-            self._backlog.clear()
-            if not await self._write(items, []):
-                self._backlog.extendleft(reversed(items))
+        if backlog:
+            self._flush(backlog, [], min(len(backlog), self._settings.batch_max))
             return
         try:
-            await self._store.probe(iso_utc(time.time()))
+            self._store.probe(iso_utc(time.time()))
         except (StoreError, KeyMismatch) as exc:
             self._failed(str(exc))
         else:
@@ -372,20 +445,11 @@ class AuditWriter:
         """Seal what is due now (tests and shutdown use it); returns the number sealed."""
         return await asyncio.to_thread(self._seal_sync, include_open)
 
-    def _reader(self) -> _SealingReader:
-        store = self._store
-        if isinstance(store, SqliteWriterStore):
-            return store.reader()
-        from gateway.audit.store_postgres import PostgresWriterStore
-
-        assert isinstance(store, PostgresWriterStore)
-        return store.reader()
-
     def _seal_sync(self, include_open: bool) -> int:
         seed = self._settings.seal_seed
         if seed is None:
             return 0
-        reader = self._reader()
+        reader = self._store.reader()
         try:
             run = seal_due(
                 reader,
@@ -433,3 +497,17 @@ class AuditWriter:
             except Exception:  # the sealer must never stop for good
                 log.exception("audit sealer failed")
             await asyncio.sleep(self._settings.seal_interval)
+
+
+def _expire(fut: asyncio.Future[str]) -> None:
+    if not fut.done():
+        fut.set_result(_EXPIRED)
+
+
+def _resolve(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
