@@ -15,7 +15,7 @@ the driver's message.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
-from gateway.openapi import openapi_handler
 from gateway.request import authenticate
 from gateway.respond import error_response, json_response
 from gateway.runtime import Generation, Runtime, build_runtime
@@ -169,6 +168,21 @@ def build_app(rt: Runtime) -> web.Application:
     return app
 
 
+def _openapi(rt: Runtime) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``/openapi.json``, its builder imported at the first request, not at start-up."""
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
+
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        nonlocal handler
+        if handler is None:
+            from gateway.openapi import openapi_handler
+
+            handler = openapi_handler(lambda: rt.settings)
+        return await handler(request)
+
+    return openapi
+
+
 def build_admin_app(rt: Runtime) -> web.Application:
     """Admin listener; its life cycle is tied to the main app, which it never outlives."""
     app = web.Application()
@@ -194,6 +208,6 @@ def build_admin_app(rt: Runtime) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/health", health)
     app.router.add_post("/-/reload", reload)
-    app.router.add_get("/openapi.json", openapi_handler(lambda: rt.settings))
+    app.router.add_get("/openapi.json", _openapi(rt))
     app.router.add_routes(status_routes(rt, gateway_health))
     return app

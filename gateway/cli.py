@@ -15,16 +15,14 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.audit.cli import register as register_audit
 from gateway.auth import hash_password
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError
 from gateway.config.runtime import Settings
-from gateway.describe import register as register_describe
-from gateway.describe.routes import register as register_routes
-from gateway.openapi import register as register_openapi
 
 __all__ = ["apply_overrides", "main"]
+
+_OWN = frozenset({"serve", "check", "reload", "maintenance", "passwd"})  # defined in this module
 
 
 def apply_overrides(settings: Settings, port: int | None) -> Settings:
@@ -149,6 +147,21 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_others(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands of other modules (routes, audit, report, describe, openapi); serving
+    needs none of those modules, so they are imported only for a command line that may
+    name one of them (or asks for help)."""
+    from gateway.audit.cli import register as register_audit
+    from gateway.describe import register as register_describe
+    from gateway.describe.routes import register as register_routes
+    from gateway.openapi import register as register_openapi
+
+    register_routes(sub)
+    register_audit(sub)
+    register_describe(sub)
+    register_openapi(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lc2-gateway",
@@ -186,10 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-m", "--message", help="text shown to callers while on")
     p.set_defaults(func=_cmd_maintenance)
 
-    register_routes(sub)
-    register_audit(sub)
-    register_describe(sub)
-    register_openapi(sub)
+    words = sys.argv[1:] if argv is None else argv
+    if not words or words[0] not in _OWN:
+        _register_others(sub)
 
     p = sub.add_parser("passwd", help="hash a consumer password for password_hash")
     p.add_argument("--stdin", action="store_true", help="read the password from stdin")

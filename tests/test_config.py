@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.cli import main
 from gateway.config.build import build_settings, load_settings
-from gateway.config.loader import ConfigError, parse_yaml
+from gateway.config.loader import ConfigError, _compose, parse_yaml
 from tests.support import PASSWORD_HASH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,3 +199,96 @@ def test_passwd_makes_a_verifiable_hash() -> None:
     check_hash_format(out)
     assert verify_password("a-long-password", out)
     assert not verify_password("a-long-passwore", out)
+
+
+def _nodes(node: yaml.Node | None) -> list[tuple[str, str, int, object]]:
+    """Every node of a YAML graph as (kind, tag, line, scalar value or length), in order."""
+    out: list[tuple[str, str, int, object]] = []
+    stack = [] if node is None else [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.ScalarNode):
+            out.append(("scalar", n.tag, n.start_mark.line, n.value))
+        elif isinstance(n, yaml.MappingNode):
+            out.append(("mapping", n.tag, n.start_mark.line, len(n.value)))
+            stack.extend(x for pair in reversed(n.value) for x in reversed(pair))
+        elif isinstance(n, yaml.SequenceNode):
+            out.append(("sequence", n.tag, n.start_mark.line, len(n.value)))
+            stack.extend(reversed(n.value))
+    return out
+
+
+def _same_as_python_parser(text: str) -> None:
+    try:
+        expected: object = _nodes(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        expected = f"{type(exc).__name__}: {exc}"
+    try:
+        got: object = _nodes(_compose(text))
+    except yaml.YAMLError as exc:
+        got = f"{type(exc).__name__}: {exc}"
+    assert got == expected, text
+
+
+_YAML_PARTS = [
+    part
+    for group in (
+        ("a", "key", "1", "x y", "ชาย", "${X:-d}", "a != b", "pg://h/db?sslmode=require"),
+        ("\n", "\n  ", "\n    ", " ", "- ", ": ", ":", ", ", "{", "}", "[", "]", "'q'", '"d"', "~"),
+        ("#c", " #c", "&a ", "*a", "!!str ", "!x ", "!", "|", ">", "|-", "|#", "---", "...", "?"),
+        ("? ", "\t", "\r\n", "\r", "\ufeff", "\x85", "\u2028", "%YAML 1.1\n"),
+    )
+    for part in group
+]
+
+
+def test_libyaml_reads_every_config_as_the_python_parser_does() -> None:
+    """Start-up composes YAML with libyaml; what it accepts, refuses, and the lines it gives
+    must be PyYAML's own parser's, or a config would mean something else, or fail otherwise."""
+    files = sorted((ROOT / "config").glob("*.yaml"))
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        _same_as_python_parser(text)
+        _same_as_python_parser(text.replace("\n", "\r\n"))
+    _same_as_python_parser(GOOD)
+    for snippet in (
+        "a: 1\tb",  # a tab where PyYAML's parser refuses one
+        "a: {b: c?d}",  # "?" inside a flow scalar
+        "a: [x, y?]",
+        "? a\n: b",  # an explicit key
+        "a: !tag,x\n",
+        "a: |#\n  x\n",
+        "---\n# only a comment",  # a document that is one empty scalar
+        "a:\n  \ufeffb: 1",
+        "query: SELECT 1 WHERE a != b AND c = '?'\ndsn: pg://h/db?sslmode=require",
+        "a: [b, {c: d}]\ne: &x {f: g}\nh: *x\n<<: *x",
+    ):
+        _same_as_python_parser(snippet)
+
+
+def test_config_data_is_what_yaml_safe_load_reads() -> None:
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8").replace("${", "$(")  # no substitution here
+        assert parse_yaml(text).data == yaml.safe_load(text), path
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_YAML_PARTS), max_size=24))
+def test_libyaml_and_the_python_parser_agree_on_any_text(parts: list[str]) -> None:
+    _same_as_python_parser("".join(parts))
+
+
+def test_serve_imports_no_other_command() -> None:
+    """Start-up time: `serve` loads neither the audit, describe, routes nor openapi commands."""
+    code = (
+        "import sys; from gateway.cli import main\n"
+        "main(['check', '-c', 'config/demo.yaml'])\n"
+        "import gateway.server\n"
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'gateway.audit.cli', 'gateway.describe', 'gateway.openapi'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
