@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from gateway.config.models import QuotaRule
 from gateway.config.runtime import QuotaSettings
 from gateway.errors import QuotaExceeded
+from gateway.turns import Turns
 
 __all__ = ["QuotaStore", "window"]
 
@@ -62,6 +63,7 @@ class QuotaStore:
         self._cfg = cfg
         self._tz = ZoneInfo(cfg.timezone)
         self._db: sqlite3.Connection | None = None
+        self._turns: Turns | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -87,6 +89,7 @@ class QuotaStore:
         cutoff = (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
         db.execute("DELETE FROM quota_counter WHERE window < ?", (cutoff,))
         self._db = db
+        self._turns = Turns(self._cfg.store)
 
     async def close(self) -> None:
         if self._pool is None:
@@ -94,6 +97,9 @@ class QuotaStore:
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
+        if self._turns is not None:
+            self._turns.close()
+            self._turns = None
         self._pool.shutdown(wait=True)
         self._pool = None
 
@@ -127,7 +133,14 @@ class QuotaStore:
         self, rules: list[QuotaRule], subjects: dict[str, str], now: dt.datetime
     ) -> tuple[QuotaRule, float] | None:
         db = self._db
-        assert db is not None
+        assert db is not None and self._turns is not None
+        with self._turns.taken():  # workers queue for the file (see gateway/turns.py)
+            return self._count(db, rules, subjects, now)
+
+    @staticmethod
+    def _count(
+        db: sqlite3.Connection, rules: list[QuotaRule], subjects: dict[str, str], now: dt.datetime
+    ) -> tuple[QuotaRule, float] | None:
         db.execute("BEGIN IMMEDIATE")
         try:
             for rule in rules:

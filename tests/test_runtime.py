@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -128,6 +131,36 @@ async def test_quota_counters_survive_a_restart(
     await client.close()
     _, again, _ = await start(tmp_path, aiohttp_client, cfg, monkeypatch)
     assert (await again.get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 429
+
+
+async def test_quota_counting_waits_for_the_writers_turn(
+    tmp_path: Path, aiohttp_client: MakeClient, monkeypatch: Any
+) -> None:
+    """Workers count in turn on ``<store>-writers`` (gateway/turns.py), not by polling."""
+    store = tmp_path / "quota.sqlite"
+    limits = {
+        "store": str(store),
+        "quotas": [{"name": "officer-daily", "scope": "officer", "per": "day", "limit": 5}],
+    }
+    _, client, _ = await start(
+        tmp_path, aiohttp_client, config(tmp_path, limits=limits), monkeypatch
+    )
+    assert (await client.get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 200
+    turn = os.open(f"{store}-writers", os.O_RDONLY)
+    fcntl.flock(turn, fcntl.LOCK_EX)  # another worker is counting
+    try:
+        call = asyncio.ensure_future(client.get("/api/v1/fisher", params=Q, headers=lc2_headers()))
+        await asyncio.sleep(0.5)
+        assert not call.done()  # held back by the turn, although SQLite itself is free
+        free = sqlite3.connect(store, timeout=0)
+        free.execute("BEGIN IMMEDIATE")
+        free.rollback()
+        free.close()
+    finally:
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        os.close(turn)
+    assert (await call).status == 200
+    await client.close()
 
 
 # --- reload ------------------------------------------------------------------------------

@@ -16,9 +16,6 @@ or not at all.  That is why a torn last batch never breaks the chain.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import logging
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,11 +25,11 @@ from gateway.audit.chain import Head, Segmenter, link
 from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
 from gateway.audit.seal import SEAL_COLUMNS, Seal
 from gateway.audit.store import SqlReader, StoreError, quoted
+from gateway.turns import Turns
 
 __all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
 
 T = TypeVar("T")
-log = logging.getLogger("lc2_gateway.audit")
 SCHEMA_VERSION = "2"
 
 _TABLES = [
@@ -115,8 +112,7 @@ class SqliteStore(SqlReader):
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self._turn: int | None = None  # see _transaction
-        self._no_turn = False
+        self._turns = Turns(path)
 
     @classmethod
     def open(
@@ -144,19 +140,10 @@ class SqliteStore(SqlReader):
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
-        if self._turn is not None:
-            os.close(self._turn)
-            self._turn = None
+        self._turns.close()
 
     def _transaction(self, fn: Callable[[], T]) -> T:
-        # Writers of the file (each worker's writer, sealers, retention) queue for it on
-        # <file>-writers, and the kernel wakes the next one the moment a transaction ends.
-        # Left to SQLite's busy handler, which polls with sleeps growing to 100 ms, one
-        # that kept losing the race waited most of a second (p99 716 ms with two workers).
-        turn = self._turn_fd()
-        if turn is not None:
-            fcntl.flock(turn, fcntl.LOCK_EX)
-        try:
+        with self._turns.taken():  # every writer of the file queues (see gateway/turns.py)
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
             try:
@@ -167,23 +154,6 @@ class SqliteStore(SqlReader):
                     c.execute("ROLLBACK")
                 raise
             return out
-        finally:
-            if turn is not None:
-                fcntl.flock(turn, fcntl.LOCK_UN)
-
-    def _turn_fd(self) -> int | None:
-        if self._turn is None and not self._no_turn:
-            try:
-                # read-only is enough to lock; 0644 so that a command run as another user
-                # can still queue (the file is empty)
-                self._turn = os.open(
-                    f"{self.path}-writers", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644
-                )
-            except OSError as exc:
-                # fairness only: SQLite's own locking keeps the file consistent without it
-                log.warning("audit store %s: writers take no turns (%s)", self.path, exc)
-                self._no_turn = True
-        return self._turn
 
     # -- schema, key, migration ------------------------------------------------------
 
