@@ -64,3 +64,34 @@ def test_harness_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
         assert summary[scenario.name]["gateway"]["cpu_ms_per_req"] > 0
     assert results["startup"]["services50_s"] > 0
     assert "issue 6 targets" in results["report"]
+
+
+def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
+    """bench/memtrace.py: a few thousand calls, every kind of figure present (no threshold)."""
+    _require("wrk", "wrk")
+    from bench.memtrace import main as memtrace
+
+    out = tmp_path / "memtrace.json"
+    code = memtrace([
+        "--rows", "2000",
+        "--database", f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}",
+        "--drop-after",
+        "--requests", "2000",
+        "--minutes", "1",
+        "--interval", "1",
+        "--connections", "4",
+        "--json", str(out),
+    ])
+    assert code == 0
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    samples: list[dict[str, Any]] = results["samples"]
+    labels = [s["label"] for s in samples]
+    for label in ("warm", "end", "before-trim", "after-trim"):
+        assert label in labels, labels
+    end = samples[labels.index("end")]
+    assert end["rss"] > 0 and end["rss_anon"] > 0
+    assert end["pymalloc"]["arenas"] > 0 and end["malloc"]["arena"] > 0
+    assert end["malloc"]["heaps"], "no malloc arena read from malloc_info"
+    audit = [c for c in end["sqlite"]["connections"] if "audit" in c["file"]]
+    assert audit and audit[0]["cache"] > 0, end["sqlite"]
+    assert "warm-up -> end" in results["report"]
