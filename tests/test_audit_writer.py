@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from gateway.audit import AuditWriter
-from gateway.audit.chain import assign_segment, label_key
+from gateway.audit.chain import Segmenter, assign_segment, label_key
+from gateway.audit.sealer import seal_due
+from gateway.audit.store_sqlite import SqliteStore
 from gateway.errors import AuditUnavailable
 from tests.audit_support import (
     at,
@@ -265,3 +268,35 @@ async def test_concurrent_writers_and_sealers_never_cry_wolf(tmp_path: Path) -> 
     assert cli("audit", "seal", "-c", str(config), "--include-open")[0] == 0
     code, out, _ = cli("audit", "verify", "-c", str(config))
     assert code == 0, out
+
+
+async def test_sealing_a_big_day_keeps_one_page_of_records_in_memory(tmp_path: Path) -> None:
+    """The sealer checks a clean segment in one pass that keeps nothing per record.
+
+    Holding every record of a day (~0.5 KB each) took a busy gateway past 350 MB at the
+    midnight seal; a segment is now read again, whole, only to explain what is wrong.
+    """
+    config = write_config(tmp_path)
+    w = await _writer(config, seal_seed=None)
+    base = at("2025-03-03", "09:00")
+    n = 30_000
+    await write_calls(w, [call(base + i, pid=pid_for(i)) for i in range(n)], chunk=500)
+    await write_calls(w, [call(base + 86_400, pid=pid_for(0))])  # the next day opens
+    await w.close()
+
+    s = settings(config)
+    store = SqliteStore.open(tmp_path / "audit.sqlite")
+    tracemalloc.start()
+    try:
+        run = seal_due(
+            store,
+            seed=s.audit.seal_seed or b"",
+            segmenter=Segmenter(s.audit.seal_period, s.audit.timezone),
+            grace=0,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        store.close()
+    assert [seal.count for seal in run.sealed] == [n, 1] and not run.problems
+    assert peak < 8_000_000, f"{peak:,} bytes at peak for {n:,} records"

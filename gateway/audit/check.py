@@ -92,8 +92,19 @@ def check_segment(
     anchor: str,
     first_seq: int | None,
     seal: Seal | None,
+    again: Callable[[], Iterable[StoredRecord]] | None = None,
 ) -> SegmentCheck:
-    """Check one segment's records; ``anchor`` is the hash it must start from."""
+    """Check one segment's records; ``anchor`` is the hash it must start from.
+
+    With ``again`` (the same records, read anew), a segment is first checked in one
+    pass that keeps nothing per record; only a segment that is not clean is read
+    again and held in memory to explain its breaks.
+    """
+    if again is not None:
+        quick = _clean_pass(records, anchor, first_seq, seal)
+        if quick is not None:
+            return quick
+        records = again()
     out = SegmentCheck(end_hash=anchor)
     links: list[_Link] = []
     for r in records:
@@ -136,6 +147,36 @@ def check_segment(
                 f"{seal.last_seq}) are missing",
             )
         )
+    return out
+
+
+def _clean_pass(
+    records: Iterable[StoredRecord], anchor: str, first_seq: int | None, seal: Seal | None
+) -> SegmentCheck | None:
+    """The check of a clean segment in constant memory; None at the first doubt."""
+    out = SegmentCheck(end_hash=anchor)
+    prev, start, sealed_at = anchor, None, None
+    for i, r in enumerate(records):
+        seq = r.seq or 0
+        if start is None:
+            if first_seq is not None and seq != first_seq:
+                return None
+            start, out.first_ts, out.last_ts = seq, r.ts, r.ts
+        if seq != start + i or (r.prev_hash or "") != prev or r.computed_hash() != r.row_hash:
+            return None
+        assert out.first_ts is not None and out.last_ts is not None
+        out.first_ts, out.last_ts = min(out.first_ts, r.ts), max(out.last_ts, r.ts)
+        prev = r.row_hash or ""
+        if seal is not None and prev == seal.last_hash:
+            sealed_at = i
+        out.count = i + 1
+    if start is None:
+        return out if seal is None else None
+    out.first_seq, out.last_seq, out.end_hash = start, start + out.count - 1, prev
+    if seal is not None and (
+        sealed_at != out.count - 1 or out.count != seal.count or start != seal.first_seq
+    ):
+        return None
     return out
 
 

@@ -14,6 +14,7 @@ still the one it was built on, and the segment still ends where it was read.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ def _seal_chain(
             anchor=anchor,
             first_seq=last.last_seq + 1 if last is not None else 1,
             seal=None,
+            again=functools.partial(store.segment_records, chain, span.label),
         )
         if not check.ok:
             run.problems.extend(check.findings)

@@ -105,7 +105,7 @@ class SqlReader:
     seal_table = "audit_seal"
     chain_table = "audit_chain"
     meta_table = "audit_meta"
-    page = 5000
+    page = 1000  # records per query when reading a segment: bounds the memory of a pass
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -159,7 +159,11 @@ class SqlReader:
         """Segments after position ``after_seq``, found by index look-ups, not a scan."""
         spans: list[SegmentSpan] = []
         seq = after_seq + 1
-        for _ in range(10_000):  # bounded even if writers keep the open segment growing
+        # the chain as it is now: records appended while it is read are for the next look
+        top = self.rows("SELECT max(seq) FROM {log} WHERE chain = ?", (chain,))[0][0]
+        for _ in range(10_000):
+            if top is None or seq > top:
+                return spans
             at = self.rows("SELECT segment FROM {log} WHERE chain = ? AND seq = ?", (chain, seq))
             if not at:
                 nxt = self.rows(
@@ -171,8 +175,9 @@ class SqlReader:
                 continue
             label = at[0][0]
             lo, hi, n = self.rows(
-                "SELECT min(seq), max(seq), count(*) FROM {log} WHERE chain = ? AND segment = ?",
-                (chain, label),
+                "SELECT min(seq), max(seq), count(*) FROM {log} "
+                "WHERE chain = ? AND segment = ? AND seq <= ?",
+                (chain, label, top),
             )[0]
             span = SegmentSpan(label, int(lo), int(hi), int(n))
             if spans and spans[-1].label == label:

@@ -31,6 +31,7 @@ __all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
 
 T = TypeVar("T")
 SCHEMA_VERSION = "2"
+_WAL_KEPT = 64 * 1024 * 1024  # bytes of WAL file kept after a checkpoint
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS audit_log (
@@ -116,7 +117,13 @@ class SqliteStore(SqlReader):
 
     @classmethod
     def open(
-        cls, path: Path, *, synchronous: str = "full", create: bool = False, busy_ms: int = 2000
+        cls,
+        path: Path,
+        *,
+        synchronous: str = "full",
+        create: bool = False,
+        busy_ms: int = 2000,
+        cache_kib: int = 2000,
     ) -> SqliteStore:
         if not create and not path.exists():
             raise StoreError(f"no audit store at {path}")
@@ -127,6 +134,11 @@ class SqliteStore(SqlReader):
             conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            # Memory bounds that do not depend on how SQLite was built: the page cache of
+            # this connection, and the WAL file cut back after a checkpoint (it never
+            # shrinks otherwise, and keeps the size of its busiest moment).
+            conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_KEPT}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"audit store {path}: {exc}") from exc
         return cls(conn, path)
@@ -363,5 +375,8 @@ class SqliteWriterStore:
             self._store = None
 
     def reader(self) -> SqliteStore:
-        """A separate connection for a thread that seals (WAL lets it read beside the writer)."""
-        return SqliteStore.open(self.path, synchronous=self.synchronous)
+        """A separate connection for a thread that seals (WAL lets it read beside the writer).
+
+        It reads each record once and is closed after the run: a small page cache.
+        """
+        return SqliteStore.open(self.path, synchronous=self.synchronous, cache_kib=256)

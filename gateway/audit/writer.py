@@ -37,6 +37,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -145,6 +146,7 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._sealer: asyncio.Task[None] | None = None
+        self._seal_thread = ThreadPoolExecutor(1, thread_name_prefix="audit-sealer")
         self.healthy = True
         self.last_error: str | None = None
         self.written = 0  # the thread's count
@@ -194,6 +196,7 @@ class AuditWriter:
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
+        self._seal_thread.shutdown(wait=False)
         if self._thread is not None and self._stopped is not None:
             # FIFO: everything handed over before this is written (or refused) first;
             # a batch inside its transaction is never cut short
@@ -443,7 +446,9 @@ class AuditWriter:
 
     async def seal_now(self, *, include_open: bool = False) -> int:
         """Seal what is due now (tests and shutdown use it); returns the number sealed."""
-        return await asyncio.to_thread(self._seal_sync, include_open)
+        # always the same thread: what a run allocates and frees stays in one malloc arena
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._seal_thread, self._seal_sync, include_open)
 
     def _seal_sync(self, include_open: bool) -> int:
         seed = self._settings.seal_seed
