@@ -136,8 +136,10 @@ class AuditWriter:
         self._settings = settings
         self.services = services  # replaced on reload: parameters' audit modes
         self._on_write = on_write
-        # the loop hands entries over, the thread takes them (SimpleQueue: no lock on put)
-        self._inbox: queue.SimpleQueue[_Entry | object] = queue.SimpleQueue()
+        # what a turn of the loop commits goes over in one put: one wake-up of the thread
+        # per turn, however many calls the turn finished
+        self._outbox: list[_Entry] = []
+        self._inbox: queue.SimpleQueue[list[_Entry] | object] = queue.SimpleQueue()
         self._pending = 0  # handed over and not yet written, refused or lost (loop only)
         self._claim = threading.Lock()  # the store's transaction and a timed-out caller
         self.segmenter = Segmenter(settings.seal_period, settings.timezone)
@@ -200,6 +202,7 @@ class AuditWriter:
         if self._thread is not None and self._stopped is not None:
             # FIFO: everything handed over before this is written (or refused) first;
             # a batch inside its transaction is never cut short
+            self._pass()
             self._inbox.put(_STOP)
             await self._stopped
             self._thread = None
@@ -238,13 +241,13 @@ class AuditWriter:
             self._lose(1)
             self.unconfirmed += 1
             return
+        loop = asyncio.get_running_loop()
         if not self.fail_closed and not self.healthy:
-            self._hand(_Entry(item, None))
+            self._hand(_Entry(item, None), loop)
             self.unconfirmed += 1
             return
-        loop = asyncio.get_running_loop()
         entry = _Entry(item, loop.create_future())
-        self._hand(entry)
+        self._hand(entry, loop)
         # a bare future and a timer: the cheapest wait with a deadline on 3.11
         if await self._wait(entry, loop) == _COMMITTED:
             return
@@ -274,9 +277,16 @@ class AuditWriter:
         finally:
             timer.cancel()
 
-    def _hand(self, entry: _Entry) -> None:
+    def _hand(self, entry: _Entry, loop: asyncio.AbstractEventLoop) -> None:
         self._pending += 1
-        self._inbox.put(entry)
+        if not self._outbox:
+            loop.call_soon(self._pass)
+        self._outbox.append(entry)
+
+    def _pass(self) -> None:
+        if self._outbox:
+            out, self._outbox = self._outbox, []
+            self._inbox.put(out)
 
     def _lose(self, n: int) -> None:
         before, self.lost = self.lost, self.lost + n
@@ -334,34 +344,41 @@ class AuditWriter:
     def _serve(self) -> None:
         limit = self._settings.batch_max
         backlog: collections.deque[Item] = collections.deque()  # fail-open, oldest first
+        carry: list[_Entry] = []  # handed over beyond the last batch's limit
         while True:
-            idle = None if self.healthy and not backlog else self._settings.retry_interval
-            try:
-                first = self._inbox.get(timeout=idle)
-            except queue.Empty:
-                self._recover(backlog)
-                continue
-            batch, stop = self._gather(first, limit)
+            first: list[_Entry] | object = []
+            if not carry:
+                idle = None if self.healthy and not backlog else self._settings.retry_interval
+                try:
+                    first = self._inbox.get(timeout=idle)
+                except queue.Empty:
+                    self._recover(backlog)
+                    continue
+            batch, carry, stop = self._gather(carry, first, limit)
             if stop:
                 self._flush(backlog, batch, len(backlog), last=True)
                 return
             self._flush(backlog, batch, min(len(backlog), limit))
 
-    def _gather(self, first: _Entry | object, limit: int) -> tuple[list[_Entry], bool]:
-        """``first`` and what else waits, up to ``limit``; everything once close() asked."""
-        batch: list[_Entry] = []
-        stop, nxt = False, first
+    def _gather(
+        self, batch: list[_Entry], nxt: list[_Entry] | object, limit: int
+    ) -> tuple[list[_Entry], list[_Entry], bool]:
+        """What waits, up to ``limit`` (and what is left over); everything once close() asked."""
+        stop = False
         while True:
-            if nxt is _STOP:
-                stop = True
+            if isinstance(nxt, list):
+                batch.extend(nxt)
             else:
-                batch.append(nxt)  # type: ignore[arg-type]
+                stop = True  # _STOP
             if len(batch) >= limit and not stop:
-                return batch, stop
+                break
             try:
                 nxt = self._inbox.get_nowait()
             except queue.Empty:
-                return batch, stop
+                break
+        if stop:
+            return batch, [], True
+        return batch[:limit], batch[limit:], False
 
     def _flush(
         self,
