@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -207,6 +208,7 @@ def archive_due(
                 anchor=seal.prev_hash,
                 first_seq=seal.first_seq,
                 seal=seal,
+                again=partial(store.segment_records, chain, seal.segment),
             )
             problems = list(check.findings)
             if seal.signature_ok(trusted) is not True:
