@@ -546,71 +546,59 @@ def _load_loop(session: Any, port: int, out: Path, requests: int, seconds: float
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import asyncio
     import datetime as dt
-    import signal
 
     from bench import seed
     from bench.procs import free_port, wait_http
-    from bench.suite import Options, Session
+    from bench.suite import Options, running
     from bench.targets import REPO, gateway_env, write_config
 
     opts = Options(rows=args.rows, database=args.database or seed.DEFAULT_DATABASE,
                    server_dsn=args.pg_dsn, ref=args.ref, connections=args.connections)
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    session = Session(opts)
-    tree = args.src.resolve() if args.src else session.main
-    out = session.tmp / "memtrace.jsonl"
-    results: dict[str, Any] = {"command": "python bench/memtrace.py " + " ".join(
-        sys.argv[1:] if argv is None else argv), "tree": str(tree), "ref": args.ref}
     try:
-        session.prepare_data()
-        port, admin = free_port(), free_port()
-        store: dict[str, Any] = {"path": str(session.tmp / "audit-memtrace.sqlite"),
-                                 "key": "${LC2_BENCH_AUDIT_KEY}"}
-        if args.tracemalloc:
-            store["commit_timeout"] = 60  # a snapshot holds the GIL for seconds
-        cfg = write_config(session.tmp / "memtrace.yaml", session.gateway_cfg(port, admin, store))
-        env = gateway_env(tree) | {
-            OUT_ENV: str(out), INTERVAL_ENV: str(args.interval),
-            FRAMES_ENV: str(args.tracemalloc), SNAPSHOT_ENV: str(args.snapshot_every),
-            TOP_ENV: str(args.top),
-        }
-        for item in args.env:
-            name, _, value = item.partition("=")
-            env[name] = value
-        argv_gw = [sys.executable, str(REPO / "bench" / "memtrace.py"), "serve", "-c", str(cfg)]
-        proc = session.sup.start("gw_memtrace", argv_gw, env=env, cwd=tree)
-        wait_http(proc, admin, "/ready", timeout=60)
-        session.log(f"gateway from {tree} on :{port}, sampling every {args.interval:g} s"
-                    f"{f', tracemalloc {args.tracemalloc} frame(s)' if args.tracemalloc else ''}")
-        marks, bad = _load_loop(session, port, out, args.requests, args.minutes * 60,
-                                session.log)
-        _command(out, "mark end", len(read_samples(out)))
-        _command(out, "trim", len(read_samples(out)))
-        if not proc.alive():
-            raise RuntimeError(f"the gateway died:\n{proc.tail()}")
-        session.sup.stop(proc)
-        samples = read_samples(out)
-        text, deltas = summarise(samples, marks)
-        if bad:
-            text += f"\n{bad} answers were not 2xx; the gateway's log ended:\n{proc.tail(20)}"
-        results.update(marks=marks, samples=samples, deltas=deltas, report=text, bad=bad)
+        with running(opts, drop_after=args.drop_after) as session:
+            tree = args.src.resolve() if args.src else session.main
+            out = session.tmp / "memtrace.jsonl"
+            results: dict[str, Any] = {"command": "python bench/memtrace.py " + " ".join(
+                sys.argv[1:] if argv is None else argv), "tree": str(tree), "ref": args.ref}
+            session.prepare_data()
+            port, admin = free_port(), free_port()
+            store: dict[str, Any] = {"path": str(session.tmp / "audit-memtrace.sqlite"),
+                                     "key": "${LC2_BENCH_AUDIT_KEY}"}
+            if args.tracemalloc:
+                store["commit_timeout"] = 60  # a snapshot holds the GIL for seconds
+            gw_cfg = session.gateway_cfg(port, admin, store)
+            cfg = write_config(session.tmp / "memtrace.yaml", gw_cfg)
+            env = gateway_env(tree) | {
+                OUT_ENV: str(out), INTERVAL_ENV: str(args.interval),
+                FRAMES_ENV: str(args.tracemalloc), SNAPSHOT_ENV: str(args.snapshot_every),
+                TOP_ENV: str(args.top),
+            }
+            for item in args.env:
+                name, _, value = item.partition("=")
+                env[name] = value
+            argv_gw = [sys.executable, str(REPO / "bench" / "memtrace.py"), "serve", "-c", str(cfg)]
+            proc = session.sup.start("gw_memtrace", argv_gw, env=env, cwd=tree)
+            wait_http(proc, admin, "/ready", timeout=60)
+            traced = f", tracemalloc {args.tracemalloc} frame(s)" if args.tracemalloc else ""
+            session.log(
+                f"gateway from {tree} on :{port}, sampling every {args.interval:g} s{traced}"
+            )
+            marks, bad = _load_loop(session, port, out, args.requests, args.minutes * 60,
+                                    session.log)
+            _command(out, "mark end", len(read_samples(out)))
+            _command(out, "trim", len(read_samples(out)))
+            if not proc.alive():
+                raise RuntimeError(f"the gateway died:\n{proc.tail()}")
+            session.sup.stop(proc)
+            samples = read_samples(out)
+            text, deltas = summarise(samples, marks)
+            if bad:
+                text += f"\n{bad} answers were not 2xx; the gateway's log ended:\n{proc.tail(20)}"
+            results.update(marks=marks, samples=samples, deltas=deltas, report=text, bad=bad)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping the gateway, removing temporary files", file=sys.stderr)
         return 130
-    except Exception:
-        session.dump_logs()
-        raise
-    finally:
-        session.close()
-        if args.drop_after:
-            asyncio.run(seed.drop_database(args.pg_dsn, opts.database))
-        signal.signal(signal.SIGTERM, previous)
     target = args.json
     if target is None:
         target = REPO / "bench" / "results" / (

@@ -22,12 +22,10 @@ import datetime as dt
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -35,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench import report, seed
 from bench.scenarios import SCENARIOS, Sample, by_name
-from bench.suite import Options, Session
+from bench.suite import Options, running
 from bench.targets import REPO
 
 __all__ = ["main"]
@@ -108,15 +106,6 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _stop_on_sigterm() -> Any:
-    """SIGTERM ends a run like Ctrl-C does: every process stopped, every file removed."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quick = args.quick
@@ -155,103 +144,95 @@ def main(argv: list[str] | None = None) -> int:
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()
                     if k not in ("log", "patches")} | {"patches": [str(p) for p in opts.patches]},
     }
-    previous = _stop_on_sigterm()
-    session = Session(opts)
     samples: list[Sample] = []
     text = ""
     try:
-        print(f"lc2-gateway benchmark  commit {commit}"
-              f"{' + uncommitted changes in gateway/ or adapters/' if dirty else ''}")
-        print(f"  {command}")
-        session.prepare_data()
-        if args.soak:
-            from bench.extras import soak
+        with running(opts, drop_after=args.drop_after) as session:
+            print(f"lc2-gateway benchmark  commit {commit}"
+                  f"{' + uncommitted changes in gateway/ or adapters/' if dirty else ''}")
+            print(f"  {command}")
+            session.prepare_data()
+            if args.soak:
+                from bench.extras import soak
 
-            single = by_name(["single"])[0]
-            results["soak"] = soak(session, single, args.soak_requests, args.soak_minutes * 60)
-            s = results["soak"]
-            text = (
-                f"soak: {s['requests']:,.0f} requests in {s['seconds']:.0f} s; RSS after warm-up "
-                f"{s['rss_after_warmup_mb']:.1f} MB, at the end {s['rss_end_mb']:.1f} MB "
-                f"(growth {s['growth_mb']:+.1f} MB, slope {s['slope_mb_per_100k']:+.2f} MB per "
-                f"100k requests), peak {s['peak_rss_mb']:.1f} MB"
-            )
-        elif args.startup:
-            from bench.extras import measure_startup
-
-            results["startup"] = measure_startup(
-                session, args.startup_services, max(1, startup_runs)
-            )
-            text = json.dumps(results["startup"], indent=1)
-        elif args.stages:
-            from bench.extras import render_stages, stages
-
-            results["stages"] = stages(session)
-            text = render_stages(results["stages"])
-        elif args.profile:
-            from bench.extras import profile
-
-            chosen = by_name(args.scenarios.split(",") if args.scenarios else ["single", "rows10"])
-            session.start(chosen)
-            for s in chosen:
-                session.preflight(s)
-            args.results_dir.mkdir(parents=True, exist_ok=True)
-            results["profile"] = profile(
-                session, chosen, args.profile_seconds, args.results_dir, stamp
-            )
-        else:
-            print("starting targets")
-            runnable = session.start(scenarios)
-            for s in runnable:
-                session.preflight(s)
-            print(f"measuring: {opts.runs} run(s) x {len(runnable)} scenario(s), "
-                  f"{opts.duration} s each after {opts.warmup} s warm-up, "
-                  f"{opts.connections} connections")
-            samples = list(session.run(runnable))
-            session.stop_targets()
-            startup = None
-            if startup_runs > 0:
+                single = by_name(["single"])[0]
+                results["soak"] = soak(session, single, args.soak_requests, args.soak_minutes * 60)
+                s = results["soak"]
+                text = (
+                    f"soak: {s['requests']:,.0f} requests in {s['seconds']:.0f} s; "
+                    "RSS after warm-up "
+                    f"{s['rss_after_warmup_mb']:.1f} MB, at the end {s['rss_end_mb']:.1f} MB "
+                    f"(growth {s['growth_mb']:+.1f} MB, slope {s['slope_mb_per_100k']:+.2f} MB per "
+                    f"100k requests), peak {s['peak_rss_mb']:.1f} MB"
+                )
+            elif args.startup:
                 from bench.extras import measure_startup
 
-                startup = measure_startup(session, args.startup_services, startup_runs)
-                results["startup"] = startup
-            summary = report.medians(samples)
-            rat = report.ratios(samples)
-            comp = report.comparisons(samples)
-            checks = report.target_checks(summary, rat, comp, startup, None)
-            table = report.render_table(scenarios, summary, rat, session.unavailable)
-            text = "\n\n".join([
-                f"lc2-gateway {commit}{' + uncommitted changes' if dirty else ''}: {command}\n"
-                f"{opts.runs} run(s), {opts.duration} s per target, {opts.connections} "
-                f"connections, wrk {opts.threads} thread(s); {os.cpu_count()} cores shared by "
-                "wrk, PostgreSQL and the target; medians of runs, ratios per run",
-                table,
-                report.render_comparisons(comp),
-                report.render_checks(checks),
-                *(["notes:\n" + "\n".join(f"  {n}" for n in session.notes)]
-                  if session.notes else []),
-            ])
-            results.update(
-                table=table,
-                summary=summary,
-                ratios=rat,
-                comparisons=comp,
-                targets=[c.as_dict() for c in checks],
-                unavailable=session.unavailable,
-                notes=session.notes,
-                samples=[asdict(s) for s in samples],
-            )
+                results["startup"] = measure_startup(
+                    session, args.startup_services, max(1, startup_runs)
+                )
+                text = json.dumps(results["startup"], indent=1)
+            elif args.stages:
+                from bench.extras import render_stages, stages
+
+                results["stages"] = stages(session)
+                text = render_stages(results["stages"])
+            elif args.profile:
+                from bench.extras import profile
+
+                names = args.scenarios.split(",") if args.scenarios else ["single", "rows10"]
+                chosen = by_name(names)
+                session.start(chosen)
+                for s in chosen:
+                    session.preflight(s)
+                args.results_dir.mkdir(parents=True, exist_ok=True)
+                results["profile"] = profile(
+                    session, chosen, args.profile_seconds, args.results_dir, stamp
+                )
+            else:
+                print("starting targets")
+                runnable = session.start(scenarios)
+                for s in runnable:
+                    session.preflight(s)
+                print(f"measuring: {opts.runs} run(s) x {len(runnable)} scenario(s), "
+                      f"{opts.duration} s each after {opts.warmup} s warm-up, "
+                      f"{opts.connections} connections")
+                samples = list(session.run(runnable))
+                session.stop_targets()
+                startup = None
+                if startup_runs > 0:
+                    from bench.extras import measure_startup
+
+                    startup = measure_startup(session, args.startup_services, startup_runs)
+                    results["startup"] = startup
+                summary = report.medians(samples)
+                rat = report.ratios(samples)
+                comp = report.comparisons(samples)
+                checks = report.target_checks(summary, rat, comp, startup, None)
+                table = report.render_table(scenarios, summary, rat, session.unavailable)
+                text = "\n\n".join([
+                    f"lc2-gateway {commit}{' + uncommitted changes' if dirty else ''}: {command}\n"
+                    f"{opts.runs} run(s), {opts.duration} s per target, {opts.connections} "
+                    f"connections, wrk {opts.threads} thread(s); {os.cpu_count()} cores shared by "
+                    "wrk, PostgreSQL and the target; medians of runs, ratios per run",
+                    table,
+                    report.render_comparisons(comp),
+                    report.render_checks(checks),
+                    *(["notes:\n" + "\n".join(f"  {n}" for n in session.notes)]
+                      if session.notes else []),
+                ])
+                results.update(
+                    table=table,
+                    summary=summary,
+                    ratios=rat,
+                    comparisons=comp,
+                    targets=[c.as_dict() for c in checks],
+                    unavailable=session.unavailable,
+                    notes=session.notes,
+                    samples=[asdict(s) for s in samples],
+                )
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping every process and removing temporary files", file=sys.stderr)
         return 130
-    except Exception:
-        session.dump_logs()
-        raise
-    finally:
-        session.close()
-        if args.drop_after:
-            asyncio.run(seed.drop_database(args.pg_dsn, args.database))
-        signal.signal(signal.SIGTERM, previous)
     results["report"] = text
     results["machine"]["loadavg_end"] = os.getloadavg()
     out = args.json

@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import json
 import shutil
+import signal
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bench import seed
@@ -43,7 +46,14 @@ from bench.targets import (
 )
 from bench.workload import OFFICE, OFFICER, PASSWORD, authorization, gateway_config
 
-__all__ = ["Options", "Session", "machine_busy_since", "machine_ticks", "password_hash"]
+__all__ = [
+    "Options",
+    "Session",
+    "machine_busy_since",
+    "machine_ticks",
+    "password_hash",
+    "running",
+]
 
 _HEADERS = {
     "Authorization": authorization(),
@@ -387,6 +397,34 @@ class Session:
         self.sup.stop_all()
         shutil.rmtree(self.tmp, ignore_errors=True)
         shutil.rmtree(self.shm, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(opts: Options, *, drop_after: bool) -> Iterator[Session]:
+    """A session whose processes and files go on every exit path, SIGTERM and Ctrl-C too.
+
+    SIGTERM is turned into KeyboardInterrupt, which leaves the ``with`` after its
+    message; the caller answers it with exit code 130.
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    session = Session(opts)
+    try:
+        yield session
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping every process and removing temporary files", file=sys.stderr)
+        raise
+    except Exception:
+        session.dump_logs()
+        raise
+    finally:
+        session.close()
+        if drop_after:
+            asyncio.run(seed.drop_database(opts.server_dsn, opts.database))
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Unavailable(Exception):
