@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
+import fcntl
+import os
 import socket
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +253,28 @@ def store_bytes(path: Path) -> bytes:
     """Every byte of an SQLite store, its write-ahead log included."""
     parts = [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
     return b"".join(p.read_bytes() for p in parts if p.exists())
+
+
+@contextlib.contextmanager
+def others_turn(db: Path) -> Iterator[None]:
+    """Hold the writers' turn of a SQLite file (gateway/turns.py) as another worker would.
+
+    The ``-writers`` file must already be there: the code under test made it.
+    """
+    turn = os.open(f"{db}-writers", os.O_RDONLY)
+    fcntl.flock(turn, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        os.close(turn)
+
+
+def assert_sqlite_free(db: Path) -> None:
+    """SQLite itself would let a writer in now: whatever waits, waits for the turn."""
+    free = sqlite3.connect(db, timeout=0)
+    try:
+        free.execute("BEGIN IMMEDIATE")
+        free.rollback()
+    finally:
+        free.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 import sqlite3
 import threading
 import time
@@ -31,6 +29,7 @@ from tests.audit_support import (
     write_calls,
     write_config,
 )
+from tests.support import assert_sqlite_free, others_turn
 
 
 async def _writer(config: Path, **over: object) -> AuditWriter:
@@ -157,19 +156,10 @@ async def test_writers_on_one_file_take_turns_before_their_transaction(tmp_path:
     w = await _writer(config)
     db = tmp_path / "audit.sqlite"
     await w.commit(call(time.time(), request_id="first"))
-    turn = os.open(tmp_path / "audit.sqlite-writers", os.O_RDWR)
-    fcntl.flock(turn, fcntl.LOCK_EX)  # another worker's turn, for longer than commit_timeout
-    try:
+    with others_turn(db):  # for longer than commit_timeout
         with pytest.raises(AuditUnavailable):
             await w.commit(call(time.time(), request_id="waited"))
-        # the store itself is free all along: only the turn held the writer back
-        free = sqlite3.connect(db, timeout=0)
-        free.execute("BEGIN IMMEDIATE")
-        free.rollback()
-        free.close()
-    finally:
-        fcntl.flock(turn, fcntl.LOCK_UN)
-        os.close(turn)
+        assert_sqlite_free(db)  # only the turn held the writer back
     await w.commit(call(time.time(), request_id="after"))
     await w.close()
     ids = [r[0] for r in sql(db, "SELECT request_id FROM audit_log ORDER BY seq")]

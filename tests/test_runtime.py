@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import fcntl
-import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,12 +22,14 @@ from tests.support import (
     TEST_ENV,
     Client,
     MakeClient,
+    assert_sqlite_free,
     audit_rows,
     base_config,
     fisher_service,
     lc2_headers,
     make_pid,
     make_sqlite_db,
+    others_turn,
     sqlite_backend,
 )
 
@@ -146,19 +145,11 @@ async def test_quota_counting_waits_for_the_writers_turn(
         tmp_path, aiohttp_client, config(tmp_path, limits=limits), monkeypatch
     )
     assert (await client.get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 200
-    turn = os.open(f"{store}-writers", os.O_RDONLY)
-    fcntl.flock(turn, fcntl.LOCK_EX)  # another worker is counting
-    try:
+    with others_turn(store):  # another worker is counting
         call = asyncio.ensure_future(client.get("/api/v1/fisher", params=Q, headers=lc2_headers()))
         await asyncio.sleep(0.5)
-        assert not call.done()  # held back by the turn, although SQLite itself is free
-        free = sqlite3.connect(store, timeout=0)
-        free.execute("BEGIN IMMEDIATE")
-        free.rollback()
-        free.close()
-    finally:
-        fcntl.flock(turn, fcntl.LOCK_UN)
-        os.close(turn)
+        assert not call.done()  # held back by the turn
+        assert_sqlite_free(store)
     assert (await call).status == 200
     await client.close()
 
