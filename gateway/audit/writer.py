@@ -151,7 +151,6 @@ class AuditWriter:
         self._seal_thread = ThreadPoolExecutor(1, thread_name_prefix="audit-sealer")
         self.healthy = True
         self.last_error: str | None = None
-        self.written = 0  # the thread's count
         self.unconfirmed = 0  # fail-open: calls answered before their record was committed
         self.lost = 0  # fail-open: records dropped because the backlog was full
         self.head: Head | None = None
@@ -434,7 +433,6 @@ class AuditWriter:
         if head is not None:
             self.head = head
         self._recovered()
-        self.written += taken[0]
         return True, None, taken[0], perf_counter() - t0
 
     def _recover(self, backlog: collections.deque[Item]) -> None:
