@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.transforms import PartialDate, be_int, parse_legacy_date
 
@@ -174,6 +177,35 @@ def test_explicit_christian_era_marker_overrides_be() -> None:
 )
 def test_order(value: str, order: str, expected: str) -> None:
     assert iso(value, order=order) == expected
+
+
+def _eight_digits_by_parts(s: str, order: str) -> str | None:
+    """The reading the docstring promises for CHAR(8): ymd when the first four digits can
+    be a year (or ymd is configured), else the configured or day-first order of 2/2/4."""
+    if order == "ymd" or (
+        order == "auto" and int(s[:4]) >= 1000 and int(s[4:6]) <= 12 and int(s[6:]) <= 31
+    ):
+        y, m, d = s[:4], s[4:6], s[6:]
+    elif order == "mdy":
+        m, d, y = s[:2], s[2:4], s[4:]
+    else:
+        d, m, y = s[:2], s[2:4], s[4:]
+    return iso(f"{d}/{m}/{y}" if int(y) >= 1000 else f"{y}-{m}-{d}", order="dmy")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="0123456789", min_size=8, max_size=8),
+    st.sampled_from(["auto", "ymd", "dmy", "mdy"]),
+)
+def test_eight_digits_read_as_their_separated_form(s: str, order: str) -> None:
+    def outcome(fn: Callable[[], str | None]) -> str | None:
+        try:
+            return fn()
+        except ValueError:
+            return "ValueError"
+
+    assert outcome(lambda: iso(s, order=order)) == outcome(lambda: _eight_digits_by_parts(s, order))
 
 
 def test_integer_ddmmyyyy_lost_its_leading_zero() -> None:

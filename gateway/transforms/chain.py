@@ -7,6 +7,7 @@ config stops the gateway at start-up instead of failing on the first request.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -216,7 +217,14 @@ def _name(args: object, ctx: _Ctx) -> Transform:
     if args is None:
         raise ctx.error("needs the part to keep: title, first, middle or last")
     part = _choice(args, ("first", "title", "middle", "last"), ctx, "part")
-    return lambda value: getattr(split_thai_name(as_text(value), ctx.titles), part)
+    titles = ctx.titles
+    return lambda value: getattr(_split_name(as_text(value), titles), part)
+
+
+# A row's title, first and last name are split from one full name, one field after the
+# other: the second and third field find the split here.  A few entries suffice for
+# several name columns; fewer names linger in memory than with a bigger cache.
+_split_name = functools.lru_cache(maxsize=8)(split_thai_name)
 
 
 def _normalised_table(

@@ -14,6 +14,7 @@ __all__ = ["check_digit", "format_pid", "is_valid_pid", "mask_pid", "normalise_p
 
 _PID_LEN = 13
 _WEIGHTS = (13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2)
+_WEIGHT_SUM = sum(_WEIGHTS)  # what the ASCII offset of "0" adds to the unrolled sum
 # The ASCII characters _strip_separators drops (categories Z, P and C), for its fast path.
 _ASCII_SEPARATORS = str.maketrans(
     dict.fromkeys(c for c in range(128) if unicodedata.category(chr(c))[0] in "ZPC")
@@ -29,7 +30,13 @@ def check_digit(first12: str) -> int:
     """Return d13 = (11 - sum(d_i * (14 - i), i = 1..12) mod 11) mod 10."""
     if not _is_ascii_digits(first12, 12):
         raise ValueError(f"expected 12 ASCII digits, got {first12!r}")
-    total = sum(map(int.__mul__, map(int, first12), _WEIGHTS))
+    # Unrolled over the ASCII codes: four times faster than summing map(int, ...), and
+    # every call validates at least one ID (the query's, the officer's, the audit hint).
+    d = first12.encode("ascii")
+    total = (
+        13 * d[0] + 12 * d[1] + 11 * d[2] + 10 * d[3] + 9 * d[4] + 8 * d[5]
+        + 7 * d[6] + 6 * d[7] + 5 * d[8] + 4 * d[9] + 3 * d[10] + 2 * d[11]
+    ) - 48 * _WEIGHT_SUM
     return (11 - total % 11) % 10
 
 

@@ -158,11 +158,13 @@ def _from_digits(s: str, era: Era, order: Order, today: int | None) -> PartialDa
             raise ValueError(f"ambiguous six-digit date {s!r}: configure the order")
         a, b, c = s[:2], s[2:4], s[4:]
     elif len(s) == 8:
-        if order == "auto":
+        if order in ("auto", "ymd"):
+            year, month, day = int(s[:4]), int(s[4:6]), int(s[6:])
             # YYYYMMDD unless the first four digits can not be a year (DDMMYYYY).
-            plausible_ymd = int(s[:4]) >= 1000 and int(s[4:6]) <= 12 and int(s[6:]) <= 31
-            order = "ymd" if plausible_ymd else "dmy"
-        a, b, c = (s[:4], s[4:6], s[6:]) if order == "ymd" else (s[:2], s[2:4], s[4:])
+            if order == "ymd" or (year >= 1000 and month <= 12 and day <= 31):
+                return _build(year, month, day, era)  # what _from_parts does with these
+            order = "dmy"
+        a, b, c = s[:2], s[2:4], s[4:]
     else:
         raise ValueError(f"unrecognised date {s!r}")
     return _from_parts(a, b, c, era, order, today)
@@ -197,7 +199,9 @@ def _from_thai_month(match: re.Match[str], era: Era, today: int | None) -> Parti
 
 
 def _parse_text(text: str, era: Era, order: Order, today: int | None) -> PartialDate | None:
-    s = text.translate(_THAI_DIGITS).strip().strip("\x00").strip()
+    if not text.isascii():  # Thai digits; most legacy dates are ASCII and skip the table
+        text = text.translate(_THAI_DIGITS)
+    s = text.strip().strip("\x00").strip()
     if ":" in s:  # a time of day always has one
         s = _TIME_SUFFIX.sub("", s)
     if not s.strip("0/-. "):
@@ -234,6 +238,8 @@ def parse_legacy_date(
     """
     if value is None:
         return None
+    if isinstance(value, str):  # the usual CHAR column: before the costlier checks below
+        return _parse_text(value, era, order, today_be_year)
     if isinstance(value, dt.date):  # also datetime: the date as recorded, no tz shift
         return _build(value.year, value.month, value.day, era)
     if isinstance(value, bool):
@@ -255,6 +261,4 @@ def parse_legacy_date(
         return _parse_text(text.zfill(8) if len(text) == 7 else text, era, order, today_be_year)
     if isinstance(value, bytes | bytearray | memoryview):
         return _parse_text(bytes(value).decode("cp874"), era, order, today_be_year)
-    if isinstance(value, str):
-        return _parse_text(value, era, order, today_be_year)
     raise TypeError(f"unsupported date type {type(value).__name__}")
