@@ -10,6 +10,7 @@ HMAC-SHA256 under a key held outside the store.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -65,8 +66,16 @@ Content = tuple[Any, ...]  # values in CONTENT_COLUMNS order
 _PID_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{13}(?![0-9])")
 
 
+@functools.lru_cache(maxsize=4)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def subject_hash(key: bytes, pid: str) -> str:
-    return hmac.new(key, pid.encode("ascii", "replace"), hashlib.sha256).hexdigest()
+    # a copy of the keyed state skips OpenSSL's digest lookup and key set-up on every call
+    mac = _keyed(key).copy()
+    mac.update(pid.encode("ascii", "replace"))
+    return mac.hexdigest()
 
 
 def mask_text(text: str) -> str:
