@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.load import Load, run_wrk
+from bench.load import Load, WrkResult, run_wrk
 from bench.procs import Proc, free_port, peak_rss_mb, rss_mb, thread_cpu, wait_http
 from bench.scenarios import Scenario
 from bench.suite import Session
@@ -249,36 +249,78 @@ def _py_spy() -> str:
 def profile(
     session: Session, scenarios: Sequence[Scenario], seconds: int, out_dir: Path, stamp: str
 ) -> dict[str, Any]:
-    """py-spy (speedscope format) of the gateway under each scenario's load."""
+    """py-spy (speedscope format) of the gateway, then of the floor, under each scenario's
+    load: the parts' time per call side by side shows where the gateway's extra CPU goes."""
     spy = _py_spy()
-    gw = session.instances["gw"]
     results: dict[str, Any] = {}
     for s in scenarios:
-        out = out_dir / f"{stamp}-{s.name}.speedscope.json"
-        load = session._load(s, gw, seconds + session.opts.warmup + 2)
-        worker = threading.Thread(target=run_wrk, args=(session.script, load), daemon=True)
-        worker.start()
-        time.sleep(session.opts.warmup + 1)
-        before = thread_cpu(gw.proc.popen.pid)
-        t0 = time.monotonic()
-        subprocess.run(
-            [spy, "record", "--pid", str(gw.proc.popen.pid), "--duration", str(seconds),
-             "--rate", "200", "--nonblocking", "--format", "speedscope", "--output", str(out)],
-            capture_output=True, check=True,
-        )
-        wall = time.monotonic() - t0
-        after = thread_cpu(gw.proc.popen.pid)
-        worker.join()
-        summary = summarise_speedscope(out)
-        summary["thread_cpu_share"] = {
-            str(tid): (after[tid] - before.get(tid, 0.0)) / wall
-            for tid in after
-            if after[tid] - before.get(tid, 0.0) > 0
-        }
-        results[s.name] = {"file": str(out), **summary}
-        session.log(f"\nprofile {s.name}: {out}")
-        session.log(render_profile(summary))
+        per_target: dict[str, Any] = {}
+        for target, key in (("gateway", s.gateway), ("floor", s.floor)):
+            inst = session.instances.get(key)
+            if inst is None:
+                continue
+            out = out_dir / f"{stamp}-{s.name}-{target}.speedscope.json"
+            summary = _profile_one(session, spy, s, inst, seconds, out)
+            per_target[target] = {"file": str(out), **summary}
+            session.log(f"\nprofile {s.name}, {target}: {out}")
+            session.log(render_profile(summary))
+        if {"gateway", "floor"} <= per_target.keys():
+            session.log(render_parts(per_target["floor"], per_target["gateway"]))
+        results[s.name] = per_target
     return results
+
+
+def _profile_one(
+    session: Session, spy: str, s: Scenario, inst: Any, seconds: int, out: Path
+) -> dict[str, Any]:
+    pid = inst.proc.popen.pid
+    load = session._load(s, inst, seconds + session.opts.warmup + 2)
+    done: list[WrkResult] = []
+    worker = threading.Thread(
+        target=lambda: done.append(run_wrk(session.script, load)), daemon=True
+    )
+    worker.start()
+    time.sleep(session.opts.warmup + 1)
+    before = thread_cpu(pid)
+    t0 = time.monotonic()
+    subprocess.run(
+        [spy, "record", "--pid", str(pid), "--duration", str(seconds),
+         "--rate", "200", "--nonblocking", "--format", "speedscope", "--output", str(out)],
+        capture_output=True, check=True,
+    )
+    wall = time.monotonic() - t0
+    after = thread_cpu(pid)
+    worker.join()
+    summary = summarise_speedscope(out)
+    summary["thread_cpu_share"] = {
+        str(tid): (after[tid] - before.get(tid, 0.0)) / wall
+        for tid in after
+        if after[tid] - before.get(tid, 0.0) > 0
+    }
+    # the load's mean rate stands for the rate inside the sampled window
+    summary["calls"] = done[0].rps * wall if done else 0.0
+    return summary
+
+
+def render_parts(floor: dict[str, Any], gateway: dict[str, Any]) -> str:
+    """Each part's busy time of the main thread per call (µs): py-spy counts only the
+    samples where the thread ran Python or was inside a C call, so this leaves out idling."""
+
+    def per_call(summary: dict[str, Any]) -> dict[str, float]:
+        calls = summary.get("calls") or 0.0
+        if not calls:
+            return {}
+        busy = summary["samples"] / calls * 1e6  # weights are seconds
+        return {name: share * busy for name, share in summary.get("buckets", [])}
+
+    f, g = per_call(floor), per_call(gateway)
+    lines = ["  main thread, µs per call by part      floor   gateway     extra"]
+    for name in sorted(set(f) | set(g), key=lambda n: -(g.get(n, 0.0) - f.get(n, 0.0))):
+        a, b = f.get(name, 0.0), g.get(name, 0.0)
+        lines.append(f"    {name[:34]:34} {a:8.1f}  {b:8.1f}  {b - a:+8.1f}")
+    lines.append(f"    {'all':34} {sum(f.values()):8.1f}  {sum(g.values()):8.1f}  "
+                 f"{sum(g.values()) - sum(f.values()):+8.1f}")
+    return "\n".join(lines)
 
 
 def _frame_name(frame: dict[str, Any]) -> str:
