@@ -613,4 +613,9 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:  # inside the gateway's process: no bench import here
         sys.exit(serve(sys.argv[1:]))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    sys.exit(main())
+    from bench.procs import hold_interrupts
+
+    hold_interrupts()  # as bench/run.py: a late SIGTERM must not turn 130 into a kill
+    code = main()
+    hold_interrupts(ignore=True)
+    sys.exit(code)

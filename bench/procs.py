@@ -6,6 +6,10 @@ after a grace period), and runs on every exit path, Ctrl-C included.
 CPU time comes from ``/proc/<pid>/stat`` (utime + stime, all threads), peak
 memory from ``VmHWM`` in ``/proc/<pid>/status``, reset between measurements
 by writing 5 to ``/proc/<pid>/clear_refs``.
+
+:func:`interrupts` turns SIGTERM and SIGINT into one KeyboardInterrupt in the
+main thread; :func:`shielded` defers it over a block that starts and
+registers a child, or that stops them all, so neither is cut in half.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CLK_TCK",
@@ -27,16 +33,92 @@ __all__ = [
     "Supervisor",
     "cpu_seconds",
     "free_port",
+    "hold_interrupts",
     "http_get",
+    "interrupts",
+    "kill_group",
     "peak_rss_mb",
     "reset_peak",
     "rss_mb",
+    "shielded",
     "thread_cpu",
     "tree",
     "wait_http",
 ]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class _Interrupts:
+    depth = 0  # nested interrupts() blocks
+    shield = 0  # nested shielded() blocks of the main thread
+    pending = False  # a signal came inside a shielded() block
+    fired = False  # KeyboardInterrupt raised: the clean-up is under way
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if _Interrupts.fired:
+        return  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+    if _Interrupts.shield:
+        _Interrupts.pending = True
+        return
+    _Interrupts.fired = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts() -> Iterator[None]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt once (in the main thread); later ones
+    are ignored until the outermost block ends, so the clean-up runs to its end."""
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue  # ignored by whoever started us (`cmd &` in a script): keep it so
+        previous[sig] = signal.signal(sig, _on_signal)
+    _Interrupts.depth += 1
+    try:
+        yield
+    finally:
+        _Interrupts.depth -= 1
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not _Interrupts.depth:
+            _Interrupts.fired = _Interrupts.pending = False
+
+
+def hold_interrupts(*, ignore: bool = False) -> None:
+    """For a program's entry point: the handlers of :func:`interrupts`, never undone, so
+    a signal after the first is ignored instead of killing the process.
+
+    ``ignore=True`` once the work is done: SIG_IGN, which the interpreter's teardown
+    keeps (it puts SIG_DFL back in place of a Python handler, and a SIGTERM then
+    would turn exit code 130 into a kill).
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_IGN if ignore else _on_signal)
+    _Interrupts.depth += 1  # never left: `fired` is not reset
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Defer an interrupt to the end of the block: a child started in it is registered
+    before KeyboardInterrupt can unwind past it, and a clean-up in it is not cut short.
+
+    Signal handlers run in the main thread only, so other threads need no shield.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Interrupts.shield += 1
+    try:
+        yield
+    finally:
+        _Interrupts.shield -= 1
+        if not _Interrupts.shield and _Interrupts.pending and not _Interrupts.fired:
+            _Interrupts.pending = False
+            _Interrupts.fired = True
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -81,21 +163,27 @@ class Supervisor:
     ) -> Proc:
         log = self.logdir / f"{name}.log"
         popens: list[subprocess.Popen[bytes]] = []
-        with log.open("ab") as out:
-            for _ in range(count):
-                popens.append(
-                    subprocess.Popen(
-                        list(argv),
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        env=dict(env) if env is not None else None,
-                        cwd=cwd,
-                        start_new_session=True,  # its own group: stopped as one, by its id
+        # shielded: an interrupt can not fall between a start and its registration
+        with shielded(), log.open("ab") as out:
+            try:
+                for _ in range(count):
+                    popens.append(
+                        subprocess.Popen(
+                            list(argv),
+                            stdin=subprocess.DEVNULL,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            env=dict(env) if env is not None else None,
+                            cwd=cwd,
+                            start_new_session=True,  # its own group: stopped as one, by its id
+                        )
                     )
-                )
-        proc = Proc(name, popens[0], log, popens[1:])
-        self.procs.append(proc)
+            except BaseException:
+                for p in popens:  # the ones started before the failure
+                    kill_group(p)
+                raise
+            proc = Proc(name, popens[0], log, popens[1:])
+            self.procs.append(proc)
         return proc
 
     def stop(self, proc: Proc, grace: float = 10.0) -> None:
@@ -121,6 +209,13 @@ class Supervisor:
     def stop_all(self) -> None:
         for proc in list(reversed(self.procs)):
             self.stop(proc)
+
+
+def kill_group(popen: subprocess.Popen[Any]) -> None:
+    """SIGKILL the process group led by ``popen`` (started with its own session) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
 
 
 def _children() -> dict[int, list[int]]:

@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report, seed
+from bench.procs import hold_interrupts, interrupts
 from bench.scenarios import SCENARIOS, Sample, by_name
 from bench.suite import Options, running
 from bench.targets import REPO
@@ -107,6 +108,17 @@ def _machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # from the first line: a SIGTERM before the session or while the results are written
+    # is an interrupt too (130, no traceback), not a kill
+    with interrupts():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     quick = args.quick
     opts = Options(
@@ -247,4 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    hold_interrupts()  # a late SIGTERM must not turn 130 into a kill
+    code = main()
+    hold_interrupts(ignore=True)  # to the end of the interpreter's teardown
+    sys.exit(code)

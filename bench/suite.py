@@ -11,26 +11,25 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import seed
-from bench.load import Load, WrkResult, run_wrk, write_script
+from bench.load import Load, WrkResult, run_wrk, start_wrk, stop_loads, write_script
 from bench.procs import (
     Supervisor,
     cpu_seconds,
     free_port,
     http_get,
+    interrupts,
     peak_rss_mb,
     reset_peak,
+    shielded,
 )
 from bench.scenarios import Sample, Scenario
 from bench.targets import (
@@ -332,10 +331,18 @@ class Session:
     def _wrk(self, s: Scenario, inst: Instance, seconds: int) -> tuple[WrkResult, WrkResult | None]:
         if s.probe is None:
             return run_wrk(self.script, self._load(s, inst, seconds)), None
-        with ThreadPoolExecutor(2) as pool:
-            main = pool.submit(run_wrk, self.script, self._load(s, inst, seconds))
-            probe = pool.submit(run_wrk, self.script, self._load(s, inst, seconds, probe=True))
-            return probe.result(), main.result()
+        # Both from this thread, no worker thread: an interrupt here reaches the waits and
+        # stops both at once.  wrk writes a few lines, so waiting on one before reading
+        # the other can not stall it on a full pipe.
+        main = start_wrk(self.script, self._load(s, inst, seconds))
+        try:
+            probe = start_wrk(self.script, self._load(s, inst, seconds, probe=True))
+            try:
+                return probe.result(), main.result()
+            finally:
+                probe.stop()
+        finally:
+            main.stop()
 
     def measure(self, s: Scenario, target: str, inst: Instance, run: int) -> Sample:
         if self.opts.warmup > 0:
@@ -394,6 +401,7 @@ class Session:
         self.instances.clear()
 
     def close(self) -> None:
+        stop_loads()  # first: a load left running would only hammer the stopping targets
         self.sup.stop_all()
         shutil.rmtree(self.tmp, ignore_errors=True)
         shutil.rmtree(self.shm, ignore_errors=True)
@@ -403,28 +411,29 @@ class Session:
 def running(opts: Options, *, drop_after: bool) -> Iterator[Session]:
     """A session whose processes and files go on every exit path, SIGTERM and Ctrl-C too.
 
-    SIGTERM is turned into KeyboardInterrupt, which leaves the ``with`` after its
-    message; the caller answers it with exit code 130.
+    SIGTERM and SIGINT become one KeyboardInterrupt, which leaves the ``with`` after
+    its message; a repeated signal can not cut the clean-up short.  The caller answers
+    KeyboardInterrupt with exit code 130.
     """
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    session = Session(opts)
-    try:
-        yield session
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every process and removing temporary files", file=sys.stderr)
-        raise
-    except Exception:
-        session.dump_logs()
-        raise
-    finally:
-        session.close()
-        if drop_after:
-            asyncio.run(seed.drop_database(opts.server_dsn, opts.database))
-        signal.signal(signal.SIGTERM, previous)
+    with interrupts():
+        with shielded():  # no temporary directory made and then forgotten
+            session = Session(opts)
+        try:
+            yield session
+        except KeyboardInterrupt:
+            print(
+                "\ninterrupted: stopping every process and removing temporary files",
+                file=sys.stderr,
+            )
+            raise
+        except Exception:
+            session.dump_logs()
+            raise
+        finally:
+            with shielded():  # a signal now waits for the end of the clean-up
+                session.close()
+                if drop_after:
+                    asyncio.run(seed.drop_database(opts.server_dsn, opts.database))
 
 
 class _Unavailable(Exception):

@@ -8,16 +8,26 @@ sane, non-zero number.  No threshold on any speed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.run import main
+from bench.procs import tree
+from bench.run import DEFAULT_DSN, main
 from bench.scenarios import SCENARIOS
+from bench.seed import drop_database
+from bench.targets import REPO
 
 _TARGETS = ("floor", "gateway", "ceiling")
 
@@ -95,3 +105,96 @@ def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
     audit = [c for c in end["sqlite"]["connections"] if "audit" in c["file"]]
     assert audit and audit[0]["cache"] > 0, end["sqlite"]
     assert "warm-up -> end" in results["report"]
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of ``pid``, or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2])
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _left(groups: set[int]) -> list[tuple[str, int]]:
+    """(pid and name, group) of every live process (zombies aside) in ``groups``."""
+    out = []
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        st = _stat(pid)
+        if st is not None and st[1] in groups and st[0] != "Z":
+            out.append((f"{pid} {_comm(pid)}", st[1]))
+    return out
+
+
+def test_sigterm_under_load_stops_every_process(tmp_path: Path) -> None:
+    """SIGTERM to the harness while health-busy runs its two wrk at once, repeated as an
+    impatient supervisor would: exit code 130, a message and no traceback, and nothing
+    left of the run's process groups or its temporary directory.  No timing threshold:
+    the signals go on until the harness has exited."""
+    _require("wrk", "wrk")
+    _require("nginx", "nginx-light")
+    database = f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    argv = [
+        sys.executable, str(REPO / "bench" / "run.py"),
+        "--rows", "2000", "--database", database, "--drop-after",
+        "--scenarios", "health-busy", "--runs", "1", "--warmup", "0", "--startup-runs", "0",
+        "--duration", "6", "--connections", "3",  # bounded: 6 s, 3 connections
+        "--results-dir", str(tmp_path), "--json", str(tmp_path / "results.json"),
+    ]
+    groups: set[int] = set()
+    with out.open("w") as stdout, err.open("w") as stderr:
+        harness = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            start_new_session=True,  # its own group: the test's own process is never hit
+        )
+    groups.add(harness.pid)
+
+    def record() -> list[int]:
+        """Remember the group of every process of the run; the wrk among them."""
+        wrk = []
+        for pid in tree(harness.pid):
+            st = _stat(pid)
+            if st is not None:
+                groups.add(st[1])
+            if _comm(pid) == "wrk":
+                wrk.append(pid)
+        return wrk
+
+    try:
+        wrk: list[int] = []
+        deadline = time.monotonic() + 120  # seeding 2,000 rows and three targets
+        while len(wrk) < 2 and harness.poll() is None and time.monotonic() < deadline:
+            wrk = record()
+            time.sleep(0.05)
+        assert len(wrk) == 2, f"no two loads running:\n{out.read_text()}\n{err.read_text()}"
+        tmp = next(Path(a).parent for a in Path(f"/proc/{wrk[0]}/cmdline").read_text()
+                   .split("\0") if a.endswith("lc2-load.lua"))
+        deadline = time.monotonic() + 60
+        while harness.poll() is None and time.monotonic() < deadline:
+            record()
+            os.kill(harness.pid, signal.SIGTERM)  # not reaped yet: the pid is still its own
+            time.sleep(0.2)
+        code = harness.poll()
+        survivors = _left(groups)
+        stderr_text = err.read_text()
+        assert code == 130, f"exit code {code}\n{stderr_text}"
+        assert not survivors, f"left running: {survivors}"
+        assert "interrupted" in stderr_text and "Traceback" not in stderr_text, stderr_text
+        assert not tmp.exists(), f"{tmp} left behind"
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+        for group in {g for _, g in _left(groups)}:  # leave nothing behind, even on failure
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        asyncio.run(drop_database(DEFAULT_DSN, database))
