@@ -43,7 +43,7 @@ import threading
 import time
 import tracemalloc
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -492,6 +492,11 @@ def _parser() -> Any:
     p.add_argument("--top", type=int, default=15, help="allocation sites listed")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="set in the gateway's environment (repeatable)")
+    p.add_argument("--audit", action="append", default=[], metavar="NAME=VALUE",
+                   help="an audit setting of the gateway's config, VALUE as YAML (repeatable): "
+                        "seal_period=hour seal_grace=60 seal_interval=30 seals every hour")
+    p.add_argument("--verify", action="store_true",
+                   help="after the run, `audit verify` the store the gateway wrote (timed)")
     p.add_argument("--ref", help="the gateway of this commit (git archive), not the checkout")
     p.add_argument("--src", type=Path, help="the gateway/ and adapters/ of this directory")
     p.add_argument("--connections", type=int, default=32)
@@ -511,6 +516,35 @@ def _command(out: Path, text: str, samples_before: int, timeout: float = 60.0) -
     deadline = time.monotonic() + timeout
     while len(read_samples(out)) < want and time.monotonic() < deadline:
         time.sleep(0.2)
+
+
+def _seal_metrics(admin: int) -> list[str]:
+    from bench.procs import http_get
+
+    status, _, body = http_get(admin, "/metrics")
+    if status != 200:
+        return [f"/metrics answered {status}"]
+    return [line for line in body.decode().splitlines()
+            if line.startswith("lc2_gateway_audit_") and ("seal" in line or "head" in line)]
+
+
+def _verify(tree: Path, cfg: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """``audit verify`` on the run's store: exit code, time, its own peak RSS, its end."""
+    import subprocess
+
+    t0 = time.monotonic()
+    with subprocess.Popen([sys.executable, "-m", "gateway", "audit", "verify", "-c", str(cfg)],
+                          cwd=tree, env=dict(env), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as child:
+        assert child.stdout is not None
+        output = child.stdout.read()
+        # wait4, not wait: the rusage of this child alone (peak RSS in KiB on Linux)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - t0
+    tail = "\n".join(f"  {ln}" for ln in output.strip().splitlines()[-8:])
+    return {"exit": child.returncode, "seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "tail": tail}
 
 
 def _load_loop(session: Any, port: int, out: Path, requests: int, seconds: float,
@@ -568,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
                                      "key": "${LC2_BENCH_AUDIT_KEY}"}
             if args.tracemalloc:
                 store["commit_timeout"] = 60  # a snapshot holds the GIL for seconds
+            for item in args.audit:
+                import yaml
+
+                name, _, value = item.partition("=")
+                store[name] = yaml.safe_load(value)
             gw_cfg = session.gateway_cfg(port, admin, store)
             cfg = write_config(session.tmp / "memtrace.yaml", gw_cfg)
             env = gateway_env(tree) | {
@@ -591,9 +630,18 @@ def main(argv: list[str] | None = None) -> int:
             _command(out, "trim", len(read_samples(out)))
             if not proc.alive():
                 raise RuntimeError(f"the gateway died:\n{proc.tail()}")
+            sealing = _seal_metrics(admin)
             session.sup.stop(proc)
             samples = read_samples(out)
             text, deltas = summarise(samples, marks)
+            text += "\naudit sealing at the end (metrics):\n" + "\n".join(
+                f"  {line}" for line in sealing)
+            if args.verify:
+                verified = _verify(tree, cfg, env)
+                results["verify"] = verified
+                text += (f"\naudit verify: exit {verified['exit']} in {verified['seconds']:.1f} s, "
+                         f"peak RSS {verified['peak_rss_mb']:.1f} MB\n" + verified["tail"])
+            results["sealing"] = sealing
             if bad:
                 text += f"\n{bad} answers were not 2xx; the gateway's log ended:\n{proc.tail(20)}"
             results.update(marks=marks, samples=samples, deltas=deltas, report=text, bad=bad)
