@@ -146,11 +146,18 @@ def _audit_families(audit: Mapping[str, Any]) -> Iterator[_Family]:
         value=1 if audit["sealError"] is None else 0,
     )
     # The chain label lets several workers writing one chain be summed: one of them seals.
+    # Period and grace let an alert tell an hourly chain's missing seal within hours.
     per_chain: list[tuple[type[_Family], str, str, float | None]] = [
         (CounterMetricFamily, "segments_sealed", "Audit segments this process sealed",
          audit["sealed"]),
         (GaugeMetricFamily, "last_seal_timestamp_seconds",
          "Unix time this process last sealed a segment", audit["lastSealAt"]),
+        (GaugeMetricFamily, "seal_period_seconds",
+         "Length of an audit segment: 3600 (audit.seal_period: hour) or 86400 (day)",
+         audit["sealPeriodSeconds"]),
+        (GaugeMetricFamily, "seal_grace_seconds",
+         "How long after its period ends a segment is sealed (audit.seal_grace)",
+         audit["sealGraceSeconds"]),
     ]  # fmt: skip
     for kind, name, doc, value in per_chain:
         if value is None:  # never sealed: no sample rather than a made-up time

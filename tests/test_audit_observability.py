@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.audit import AuditWriter
+from gateway.config.build import load_settings
 from tests.audit_support import (
     Served,
     at,
@@ -220,6 +221,10 @@ def test_sealing_shows_in_metrics(tmp_path: Path) -> None:
         assert m[("lc2_gateway_audit_segments_sealed_total", (("chain", "gw1"),))] == 1
         last = m[("lc2_gateway_audit_last_seal_timestamp_seconds", (("chain", "gw1"),))]
         assert last == pytest.approx(audit["lastSealAt"]) and abs(time.time() - last) < 60
+        # what the hourly seal-overdue alert reads
+        assert m[("lc2_gateway_audit_seal_period_seconds", (("chain", "gw1"),))] == 86400
+        grace = m[("lc2_gateway_audit_seal_grace_seconds", (("chain", "gw1"),))]
+        assert grace == audit["sealGraceSeconds"] > 0
     finally:
         assert gw.served.stop() == 0, gw.served.output()
 
@@ -244,3 +249,10 @@ def test_a_failing_seal_degrades_health(tmp_path: Path) -> None:
         assert not [k for k in m if k[0] == "lc2_gateway_audit_last_seal_timestamp_seconds"]
     finally:
         assert gw.served.stop() == 0, gw.served.output()
+
+
+def test_an_hourly_chain_says_so_in_its_status(tmp_path: Path) -> None:
+    config, _, _ = serving_config(tmp_path, seal_period="hour", seal_grace=120)
+    s = load_settings(config)
+    audit = AuditWriter(s.audit, s.services).status()
+    assert audit["sealPeriodSeconds"] == 3600 and audit["sealGraceSeconds"] == 120

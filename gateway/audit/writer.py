@@ -225,6 +225,9 @@ class AuditWriter:
             "sealed": self.seal.sealed_total,
             "lastSealAt": self.seal.last_at,
             "sealError": self.seal.error,
+            # for alerting: how long a closed segment may wait for its seal
+            "sealPeriodSeconds": 3600 if self._settings.seal_period == "hour" else 86400,
+            "sealGraceSeconds": self._settings.seal_grace,
         }
 
     # -- the durable observer (on the loop) -------------------------------------
