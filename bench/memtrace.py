@@ -22,8 +22,11 @@ The load is the soak's: wrk in 5-second chunks on loopback, bounded by
 ``--requests`` and ``--minutes``.  After it, one sample, then ``malloc_trim(0)``
 and one more: what the allocator held free but had not given back.  Snapshots
 allocate, so a run with ``--tracemalloc`` moves RSS itself; read RSS from a run
-without it.  Without it a sample takes about 30 ms, and the sampler's own malloc
-arena (the oldest) holds the list of ``gc.get_objects()``, 8 bytes per object.
+without it.  Without it a sample takes about 30 ms.  The sampler never calls
+``gc.get_objects()``: from a second thread it hands out references to objects
+other threads are still building (a tuple being filled must have exactly one),
+and the gateway then failed calls with ``SystemError`` and SQLite "API misuse"
+errors.  SQLite connections are registered as they are opened instead.
 The process is stopped by its group id on every exit path, and the temporary
 directory is removed; results go to ``bench/results/<timestamp>-memtrace.json``.
 """
@@ -33,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import gc
 import json
 import math
 import os
@@ -42,6 +44,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -91,10 +94,44 @@ def _sqlite_library() -> str | None:
     return _sqlite3.__file__
 
 
+class Connections:
+    """The process's SQLite connections, registered by ``sqlite3.connect`` as they open.
+
+    Installed before the gateway is imported; aiosqlite and the stores call
+    ``sqlite3.connect`` through the module, so every connection passes here.
+    """
+
+    def __init__(self) -> None:
+        import sqlite3
+
+        self._lock = threading.Lock()
+        self._refs: list[weakref.ref[sqlite3.Connection]] = []
+        original = sqlite3.connect
+
+        class Tracked(sqlite3.Connection):  # a Python subclass can be weakly referenced
+            pass
+
+        def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            kwargs.setdefault("factory", Tracked)
+            conn: sqlite3.Connection = original(*args, **kwargs)
+            with contextlib.suppress(TypeError), self._lock:  # a factory without weakrefs
+                self._refs.append(weakref.ref(conn))
+            return conn
+
+        sqlite3.connect = connect  # type: ignore[assignment]
+
+    def live(self) -> list[Any]:
+        with self._lock:
+            self._refs = [r for r in self._refs if r() is not None]
+            conns = [r() for r in self._refs]
+        return [c for c in conns if c is not None]
+
+
 class Sampler:
     """Reads the process's memory figures; every read is cheap except the snapshot."""
 
-    def __init__(self, frames: int, top: int, scratch: Path) -> None:
+    def __init__(self, frames: int, top: int, scratch: Path, connections: Connections) -> None:
+        self.connections = connections
         self.frames = frames
         self.top = top
         self.baseline: dict[str, tuple[int, int]] | None = None
@@ -257,16 +294,11 @@ class Sampler:
 
     def sample(self, label: str = "", snapshot: bool = False) -> dict[str, Any]:
         t0 = time.perf_counter()
-        everything = gc.get_objects()
-        objects = len(everything)
-        conns = [o for o in everything if type(o).__name__ == "Connection"
-                 and type(o).__module__ == "sqlite3"]
-        del everything
+        conns = self.connections.live()
         row: dict[str, Any] = {
             "t": time.time(),
             "label": label,
             **_status_bytes(),
-            "gc_objects": objects,
             "allocated_blocks": sys.getallocatedblocks(),
             "pymalloc": self.pymalloc(),
             "sqlite": self.sqlite_figures(conns),
@@ -337,11 +369,12 @@ def serve(argv: list[str]) -> int:
     frames = int(os.environ.get(FRAMES_ENV, "0"))
     if out and frames > 0:
         tracemalloc.start(frames)  # before the gateway is imported: its imports count too
+    connections = Connections()  # before the gateway is imported
     from gateway.cli import main as gateway_main  # the tree on PYTHONPATH
 
     if out:
         scratch = Path(tempfile.mkdtemp(prefix="memtrace-", dir=Path(out).parent))
-        sampler = Sampler(frames, int(os.environ.get(TOP_ENV, "15")), scratch)
+        sampler = Sampler(frames, int(os.environ.get(TOP_ENV, "15")), scratch, connections)
         thread = threading.Thread(
             target=_sample_forever,
             args=(Path(out), float(os.environ.get(INTERVAL_ENV, "10")),

@@ -105,6 +105,7 @@ def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
     audit = [c for c in end["sqlite"]["connections"] if "audit" in c["file"]]
     assert audit and audit[0]["cache"] > 0, end["sqlite"]
     assert "warm-up -> end" in results["report"]
+    assert results["bad"] == 0, results["report"]  # sampling inside must not disturb a call
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
