@@ -105,7 +105,7 @@ class Connections:
         import sqlite3
 
         self._lock = threading.Lock()
-        self._refs: list[weakref.ref[sqlite3.Connection]] = []
+        self._open: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         original = sqlite3.connect
 
         class Tracked(sqlite3.Connection):  # a Python subclass can be weakly referenced
@@ -115,16 +115,14 @@ class Connections:
             kwargs.setdefault("factory", Tracked)
             conn: sqlite3.Connection = original(*args, **kwargs)
             with contextlib.suppress(TypeError), self._lock:  # a factory without weakrefs
-                self._refs.append(weakref.ref(conn))
+                self._open.add(conn)
             return conn
 
         sqlite3.connect = connect  # type: ignore[assignment]
 
     def live(self) -> list[Any]:
         with self._lock:
-            self._refs = [r for r in self._refs if r() is not None]
-            conns = [r() for r in self._refs]
-        return [c for c in conns if c is not None]
+            return list(self._open)
 
 
 class Sampler:
@@ -369,10 +367,11 @@ def serve(argv: list[str]) -> int:
     frames = int(os.environ.get(FRAMES_ENV, "0"))
     if out and frames > 0:
         tracemalloc.start(frames)  # before the gateway is imported: its imports count too
-    connections = Connections()  # before the gateway is imported
+    # before the gateway is imported, and only when sampling: it wraps sqlite3.connect
+    connections = Connections() if out else None
     from gateway.cli import main as gateway_main  # the tree on PYTHONPATH
 
-    if out:
+    if out and connections is not None:
         scratch = Path(tempfile.mkdtemp(prefix="memtrace-", dir=Path(out).parent))
         sampler = Sampler(frames, int(os.environ.get(TOP_ENV, "15")), scratch, connections)
         thread = threading.Thread(
