@@ -28,14 +28,14 @@ import asyncio
 import contextlib
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncmy
 from asyncmy.charset import charset_by_name
 from asyncmy.connection import Connection
 from asyncmy.converters import escape_string
-from asyncmy.cursors import DictCursor
+from asyncmy.cursors import DictCursor, SSDictCursor
 from asyncmy.errors import InterfaceError, MySQLError
 from pydantic import Field, SecretStr, field_validator
 
@@ -325,6 +325,45 @@ class MysqlAdapter:
         # Always a tuple, even empty: compile_named doubled literal '%' signs
         # and only formatting with arguments turns them back into one.
         return await self._run(op.sql, op.bind(dict(params)), op.max_rows)
+
+    async def stream(
+        self, operation: Any, params: Mapping[str, object], batch: int
+    ) -> AsyncIterator[Sequence[Row]]:
+        """An unbuffered cursor: the server sends rows as they are read; each batch
+        within query_timeout.  Stopped early, the connection is dropped and the
+        statement killed, as on a timeout."""
+        op: CompiledQuery = operation
+        args = op.bind(dict(params))
+        timeout = self._limits.query_timeout
+        pool, conn = await self._acquire()
+        self._active += 1
+        thread_id: int | None = conn.thread_id()
+        done = False
+        try:
+            async with asyncio.timeout(timeout):
+                if self._late_init is not None and conn not in self._initialised:
+                    await conn.cursor().execute(self._late_init)
+                    self._initialised.add(conn)
+                cur = conn.cursor(SSDictCursor)
+                await cur.execute(op.sql, args)
+            while True:
+                async with asyncio.timeout(timeout):
+                    rows = await cur.fetchmany(batch)
+                if not rows:
+                    break
+                yield [dict(r) for r in rows]
+            await cur.close()
+            done = True
+        except TimeoutError:
+            raise BackendTimeout(f"a batch exceeded {timeout:g}s") from None
+        except (MySQLError, OSError) as exc:
+            raise _map_error(exc, args) from None
+        finally:
+            self._active -= 1
+            if not done:
+                self._abandon(conn, thread_id)
+            with contextlib.suppress(Exception):
+                pool.release(conn)
 
     async def probe(self) -> None:
         await self._run(self._options.probe_query, None, 1)  # None: no % formatting

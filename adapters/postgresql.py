@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -307,6 +307,33 @@ class PostgresAdapter:
         # citizen ID that return a handful of rows; max_rows is a safety cap,
         # a query that can match many rows should carry its own LIMIT.
         return [dict(r.items()) for r in records[: op.max_rows]]
+
+    async def stream(
+        self, operation: Any, params: Mapping[str, object], batch: int
+    ) -> AsyncIterator[Sequence[Row]]:
+        """A cursor in a read-only transaction; each batch within query_timeout."""
+        op: CompiledQuery = operation
+        args = op.bind(dict(params))
+        timeout = self._limits.query_timeout
+        pool, conn = await self._acquire()
+        self._active += 1
+        done = False
+        try:
+            async with conn.transaction(readonly=True):
+                cursor = await conn.cursor(op.sql, *args, timeout=timeout)
+                while records := await cursor.fetch(batch, timeout=timeout):
+                    yield [dict(r.items()) for r in records]
+            done = True
+        except (TimeoutError, asyncpg.QueryCanceledError):
+            raise BackendTimeout(f"a batch exceeded {timeout:g}s") from None
+        except _UNAVAILABLE as exc:
+            raise BackendUnavailable(_describe(exc, args)) from None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise BackendError(_describe(exc, args)) from None
+        finally:
+            if not done:
+                conn.terminate()  # a statement stopped half-way: never back to the pool
+            await self._release(pool, conn)
 
     async def probe(self) -> None:
         timeout = self._limits.query_timeout

@@ -156,6 +156,31 @@ class SqliteAdapter:
         rows = await self._run(op.sql, op.bind(dict(params)), op.max_rows)
         return [dict(zip(r.keys(), r, strict=True)) for r in rows]
 
+    async def stream(
+        self, operation: Any, params: Mapping[str, object], batch: int
+    ) -> AsyncIterator[Sequence[Row]]:
+        """One cursor read with fetchmany; each batch within query_timeout."""
+        op: CompiledQuery = operation
+        timeout = self._limits.query_timeout
+        async with self._connection() as conn:
+            try:
+                async with asyncio.timeout(timeout):
+                    cur = await conn.execute(op.sql, op.bind(dict(params)))
+                try:
+                    while True:
+                        async with asyncio.timeout(timeout):
+                            rows = await cur.fetchmany(batch)
+                        if not rows:
+                            break
+                        yield [dict(zip(r.keys(), r, strict=True)) for r in rows]
+                finally:
+                    await cur.close()
+            except TimeoutError:
+                await conn.interrupt()
+                raise BackendTimeout(f"a batch exceeded {timeout:g}s") from None
+            except sqlite3.Error as exc:
+                raise BackendError(f"sqlite: {exc}") from None
+
     async def probe(self) -> None:
         if not self._options.path.exists():
             raise BackendUnavailable(f"database file {self._options.path} does not exist")

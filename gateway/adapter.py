@@ -26,7 +26,7 @@ cancel work on the server (asyncpg cancels the query, SQLite interrupts it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -61,6 +61,7 @@ __all__ = [
     "PoolStats",
     "PrepareError",
     "Row",
+    "StreamingAdapter",
 ]
 
 Row = Mapping[str, object]
@@ -109,6 +110,21 @@ class Adapter(Protocol):
         """Cheapest round trip that proves the backend answers; raise on failure."""
 
     def pool_stats(self) -> PoolStats: ...
+
+
+@runtime_checkable
+class StreamingAdapter(Protocol):
+    """An adapter that can also read a whole result in batches (``lc2-gateway profile``).
+
+    Never used by a call: a service answers one citizen's rows through ``fetch``.
+    """
+
+    def stream(
+        self, operation: Any, params: Mapping[str, object], batch: int
+    ) -> AsyncIterator[Sequence[Row]]:
+        """Rows of a prepared operation, at most ``batch`` at a time, through a server-side
+        cursor (memory bounded by the batch, not the table; ``max_rows`` does not apply);
+        each batch within ``query_timeout``.  Stopping early ends the statement."""
 
 
 class AdapterFactory(Protocol):

@@ -9,7 +9,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -479,6 +479,80 @@ class OdbcAdapter:
     async def fetch(self, operation: Any, params: Mapping[str, object]) -> Sequence[Row]:
         op: CompiledQuery = operation
         return await self._run(op.sql, op.bind(dict(params)), op.max_rows)
+
+    async def stream(
+        self, operation: Any, params: Mapping[str, object], batch: int
+    ) -> AsyncIterator[Sequence[Row]]:
+        """The statement's rows by fetchmany, each batch within query_timeout.
+
+        The stream's connection works in a thread of its own, so its jobs run in order:
+        the discard after a stop waits for a fetch still in the driver, never racing it.
+        """
+        op: CompiledQuery = operation
+        args = op.bind(dict(params))
+        timeout = self._limits.query_timeout
+        lease = await self._lease()
+        worker = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"odbc-{self.name}-scan"
+        )
+        loop = asyncio.get_running_loop()
+        call = _Call()
+        conn: _Conn | None = None
+
+        async def job(wait: float, fn: Callable[..., _T], *fargs: Any) -> _T:
+            return await asyncio.wait_for(
+                asyncio.shield(loop.run_in_executor(worker, fn, *fargs)), wait
+            )
+
+        def start(c: _Conn) -> list[str]:
+            cur = call.cursor = c.raw.cursor()
+            cur.execute(op.sql, *args)
+            while cur.description is None and cur.nextset():
+                pass
+            return [d[0] for d in cur.description or ()]
+
+        done = False
+        try:
+            try:
+                conn = await job(self._limits.acquire_timeout, self._checkout)
+            except pyodbc.Error as exc:
+                text = describe_error(exc, password=self._secret)
+                raise BackendUnavailable(f"cannot connect: {text}") from None
+            names = await job(timeout, start, conn)
+            cursor = call.cursor
+            while names and cursor is not None:
+                rows = await job(timeout, cursor.fetchmany, batch)
+                if not rows:
+                    break
+                yield [dict(zip(names, map(_value, r), strict=True)) for r in rows]
+            done = True
+        except TimeoutError:
+            raise BackendTimeout(f"a batch exceeded {timeout:g}s (cancelled)") from None
+        except pyodbc.Error as exc:
+            raise map_error(exc, args, conn.dialect if conn else "other") from None
+        except UnicodeDecodeError as exc:
+            raise BackendError(
+                f"odbc: column text does not decode as configured in `decoding` ({exc.reason})"
+            ) from None
+        finally:
+            if conn is not None and not done:
+                self._abandon(call, conn)
+            last = worker.submit(self._end_stream, call, conn, done)
+            worker.shutdown(wait=False)
+            lease.hand_over(asyncio.wrap_future(last))
+            lease.end()
+
+    def _end_stream(self, call: _Call, conn: _Conn | None, healthy: bool) -> None:
+        with call.lock:
+            call.finished = True
+            if call.cursor is not None:
+                with contextlib.suppress(pyodbc.Error):
+                    call.cursor.close()
+        if conn is not None:
+            if healthy:
+                self._checkin(conn)
+            else:
+                self._discard(conn)
 
     async def probe(self) -> None:
         await self._run(self._options.probe_query, (), 1)
