@@ -148,18 +148,23 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 def _register_others(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The commands of other modules (routes, audit, report, describe, openapi); serving
+    """The commands of other modules (routes, audit, report, describe, openapi, scaffold,
+    profile); serving
     needs none of those modules, so they are imported only for a command line that may
     name one of them (or asks for help)."""
     from gateway.audit.cli import register as register_audit
     from gateway.describe import register as register_describe
     from gateway.describe.routes import register as register_routes
     from gateway.openapi import register as register_openapi
+    from gateway.profile import register as register_profile
+    from gateway.scaffold import register as register_scaffold
 
     register_routes(sub)
     register_audit(sub)
     register_describe(sub)
     register_openapi(sub)
+    register_scaffold(sub)
+    register_profile(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
