@@ -143,6 +143,8 @@ class Tally:
     key: str | None = None  # the column the citizen counts are of
     birth: str | None = None
     registered: tuple[str, ...] = ()
+    pairs: dict[str, str] = field(default_factory=dict)  # xDesc -> xCode
+    codes: frozenset[str] = frozenset()
     _columns: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -151,6 +153,13 @@ class Tally:
         self.key = pids[0].column if pids else None
         names = [leaf.name for leaf in self.leaves if _is_date(leaf)]
         self.birth = next((n for n in names if "birth" in n.lower()), None)
+        names_all = {leaf.name for leaf in self.leaves}
+        self.pairs = {
+            n: n.removesuffix("Desc") + "Code"
+            for n in names_all
+            if n.endswith("Desc") and n.removesuffix("Desc") + "Code" in names_all
+        }
+        self.codes = frozenset(self.pairs.values())
         self.registered = tuple(
             n for n in names if re.search(r"regist|issue", n, re.I) and n != self.birth
         )
@@ -171,6 +180,8 @@ class Tally:
         self.rows += 1
         found: set[str] = set()
         dates: dict[str, str] = {}
+        codes: dict[str, object] = {}
+        described: list[str] = []  # description fields left null
         for leaf in self.leaves:
             ft = self.fields[leaf.name]
             ft.rows += 1
@@ -185,14 +196,13 @@ class Tally:
                 continue
             if out is None:
                 ft.nulls += 1
-                if raw is not None and "lookup" in leaf.transforms and as_text_or_none(raw):
-                    code = (as_text_or_none(raw) or "")[:8]
-                    if code in ft.missing_codes or len(ft.missing_codes) < _MAX_CODES:
-                        ft.missing_codes[code] += 1
-                    else:
-                        ft.missing_codes["(others)"] += 1
-                    found.add("missing_codes")
+                if raw is not None and "lookup" in leaf.transforms:
+                    self._missing(ft, as_text_or_none(raw), found)
+                elif leaf.name in self.pairs:
+                    described.append(leaf.name)
                 continue
+            if leaf.name in self.codes:
+                codes[leaf.name] = out
             if "pid" in leaf.transforms and isinstance(out, str):
                 self._citizen(ft, leaf, raw, out, found)
             elif isinstance(out, str) and _looks_mojibake(out):
@@ -203,6 +213,10 @@ class Tally:
                 if iso is not None:
                     dates[leaf.name] = iso
                     self._date(ft, iso, found)
+        for name in described:  # a code present, its description (a join's) missing
+            code = codes.get(self.pairs[name])
+            if code is not None:
+                self._missing(self.fields[name], as_text_or_none(code), found)
         if self.birth in dates:
             born = dates[self.birth]
             if any(_before(dates[r], born) for r in self.registered if r in dates):
@@ -211,6 +225,16 @@ class Tally:
         self.rows_with.update(found)
         if not found:
             self.clean += 1
+
+    def _missing(self, ft: FieldTally, code: str | None, found: set[str]) -> None:
+        if not code:
+            return
+        code = code[:8]
+        if code in ft.missing_codes or len(ft.missing_codes) < _MAX_CODES:
+            ft.missing_codes[code] += 1
+        else:
+            ft.missing_codes["(others)"] += 1
+        found.add("missing_codes")
 
     def _citizen(self, ft: FieldTally, leaf: Leaf, raw: object, pid: str, found: set[str]) -> None:
         if not is_valid_pid(pid):
@@ -261,7 +285,13 @@ def _is_date(leaf: Leaf) -> bool:
 
 
 def _looks_mojibake(text: str) -> bool:
+    """Thai read through a single-byte codec: no Thai letter, and the letters mostly in the
+    Latin-1 range TIS-620's bytes land in (one undecodable byte keeps cp874 from fixing it)."""
     if text.isascii() or _THAI.search(text):
         return False
     fixed = redecode_thai(text)
-    return fixed is not None and fixed != text and bool(_THAI.search(fixed))
+    if fixed is not None and fixed != text and _THAI.search(fixed):
+        return True
+    letters = [c for c in text if not c.isspace()]
+    high = sum(1 for c in letters if "\u00a0" <= c <= "\u00ff")
+    return high * 10 >= len(letters) * 3

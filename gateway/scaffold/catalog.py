@@ -63,7 +63,8 @@ _POSTGRES = _Flavour(
     columns="SELECT column_name, data_type FROM information_schema.columns "
     "WHERE lower(table_name) = lower(:t) AND table_schema = ANY (current_schemas(false)) "
     "ORDER BY ordinal_position",
-    foreign_keys="SELECT kcu.column_name, ccu.table_name, ccu.column_name "
+    foreign_keys="SELECT kcu.column_name AS col, ccu.table_name AS ref_table, "
+    "ccu.column_name AS ref_col "
     "FROM information_schema.table_constraints tc "
     "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name "
     "AND kcu.table_schema = tc.table_schema "
@@ -76,14 +77,17 @@ _POSTGRES = _Flavour(
 _MYSQL = _Flavour(
     columns="SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION",
-    foreign_keys="SELECT COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
+    foreign_keys="SELECT COLUMN_NAME AS col, REFERENCED_TABLE_NAME AS ref_table, "
+    "REFERENCED_COLUMN_NAME AS ref_col "
     "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() "
     "AND TABLE_NAME = :t AND REFERENCED_TABLE_NAME IS NOT NULL",
     tables="SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
 )
 _SQLITE = _Flavour(
     columns="SELECT name, type FROM pragma_table_info(:t) ORDER BY cid",
-    foreign_keys='SELECT "from", "table", "to" FROM pragma_foreign_key_list(:t)',
+    # aliased: a row is a mapping, so two columns of one name would be one
+    foreign_keys='SELECT "from" AS col, "table" AS ref_table, "to" AS ref_col '
+    "FROM pragma_foreign_key_list(:t)",
     tables="SELECT name FROM sqlite_master WHERE type IN ('table', 'view')",
 )
 # SQL Server and others: the standard views, without a foreign-key reading.
