@@ -133,7 +133,8 @@ def mariadb_fixture() -> Fixture:
             soi = soi[:-1] + b"\xfc"  # no TIS-620 character: stays mojibake
             soi_served = soi.decode("latin-1")
         pid = _wrong(p.pid) if i in (1, 2) else p.pid
-        spelled = _dashed(pid) if (i % 2 == 0) != again else pid
+        first = i - len(ps) + 11 if again else i  # the person's first row
+        spelled = _dashed(pid) if (first % 2 == 0) != again else pid
         glued = f"{p.title}{p.first}{'  ' if i % 4 == 0 else ' '}{p.last}"
         reg = (reg[0], reg[1], 0 if i % 5 == 0 else reg[2])  # an unknown day
         rows.append({

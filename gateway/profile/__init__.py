@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.adapter import BackendError
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError, load_yaml
+from gateway.errors import GatewayError
 from gateway.profile.report import as_dict, render
 from gateway.profile.rules import broken, parse_rules
 from gateway.profile.scan import ScanQueryError, ctrl_c, rows_of, scan_sql
@@ -62,7 +62,7 @@ async def _profile(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
                 tally.add(rows)
                 if progress:
                     print(f"\rprofile {svc.name}: {tally.rows:,} rows", end="", file=sys.stderr)
-    except BackendError as exc:
+    except GatewayError as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
         if progress:
@@ -81,6 +81,10 @@ async def _profile(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
 def _cmd(args: argparse.Namespace) -> int:
     try:
         rules = parse_rules(args.fail_over or "")
+    except ValueError as exc:
+        print(f"profile: --fail-over {exc}", file=sys.stderr)
+        return 2
+    try:
         report, error = asyncio.run(_profile(args))
         failed = broken(rules, report)
     except ConfigError as exc:
@@ -89,7 +93,7 @@ def _cmd(args: argparse.Namespace) -> int:
         return 1
     except (LookupError, ValueError) as exc:
         print(f"profile: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ValueError) and "--fail-over" in str(exc) else 1
+        return 1
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

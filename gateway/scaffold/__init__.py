@@ -16,9 +16,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway.adapter import BackendError
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError
+from gateway.errors import GatewayError
 from gateway.scaffold.draft import make_draft
 from gateway.scaffold.render import render, service_name
 
@@ -63,7 +63,7 @@ def _cmd(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p.render(exc.source), file=sys.stderr)
         return 1
-    except (LookupError, ValueError, BackendError) as exc:
+    except (LookupError, ValueError, GatewayError) as exc:
         print(f"scaffold: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(text)

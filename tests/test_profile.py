@@ -1,0 +1,223 @@
+"""``lc2-gateway profile`` counts exactly the defects planted in the legacy tables of
+tests/legacy_tables.py, through the service ``scaffold`` drafted for each; its limits
+(--fail-over), the backend's query_timeout per batch and Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config.models import ParamConfig
+from gateway.params import compile_param
+from gateway.profile.scan import ScanQueryError, scan_sql
+from gateway.profile.tally import mask_value
+from tests.conftest import MysqlServer, PgServer
+from tests.gateway_process import CLI, ROOT
+from tests.legacy_tables import KINDS, Fixture, fixture_for, load
+from tests.support import TEST_ENV
+from tests.test_scaffold import draft_of, merge, run, write_config
+
+_KEYS = {  # planted name -> the report's key
+    "invalid_checksums": "invalid_checksums",
+    "failures": "failures",
+    "before_1900": "dates_before_1900",
+    "future": "future_dates",
+    "born_after_registered": "born_after_registered",
+    "missing_codes": "missing_codes",
+    "mojibake": "mojibake",
+}
+_PID_MASK = re.compile(r"\d-xxxx-xxxxx-x\d-\d")
+
+
+def _scaffolded(
+    kind: str,
+    pg: PgServer,
+    my: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    **backend_extra: Any,
+) -> tuple[Fixture, Path, str]:
+    fx = fixture_for(kind)
+    backend = asyncio.run(load(kind, pg.dsn, my, fx))
+    path, cfg = write_config(tmp_path, {**backend, **backend_extra})
+    _, draft = draft_of(fx, path, capsys)
+    merge(path, cfg, draft)
+    (service,) = draft["services"]
+    return fx, path, service
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in TEST_ENV.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_profile_counts_exactly_the_planted_defects(
+    kind: str,
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fx, path, service = _scaffolded(kind, pg_server, mysql_server, tmp_path, capsys)
+    code, out, err = run(
+        ["profile", "-c", str(path), "-s", service, "--all", "--format", "json"], capsys
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    planted = dict(fx.planted)
+    assert report["rows"] == planted.pop("rows")
+    assert report["rows"] - report["clean_rows"] == planted.pop("unclean")
+    assert report["interrupted"] is False and report["scope"] == "all rows"
+    citizens = report["citizens"]
+    assert citizens["several_spellings"] == planted.pop("several_spellings")
+    assert citizens["with_several_rows"] == planted.pop("with_several_rows")
+    # each planted defect counted on its field, and nothing anywhere else
+    for metric, key in _KEYS.items():
+        want = {
+            f: n
+            for m_f, n in planted.items()
+            if m_f.startswith(f"{metric}.")
+            for f in [m_f.split(".", 1)[1]]
+        }
+        got = {f: v[key] for f, v in report["fields"].items() if v[key]}
+        assert got == want, metric
+    # examples masked: citizen IDs as 1-xxxx-xxxxx-x6-1, never in clear
+    for f in report["fields"].values():
+        for ex in f["checksum_examples"]:
+            assert _PID_MASK.fullmatch(ex), ex
+    for pid in fx.served:
+        assert pid not in out
+    # a planted failure comes with its reason, no value quoted in it
+    failed = [f for f in report["fields"].values() if f["failures"]]
+    for f in failed:
+        assert all(
+            "<value>" in r or "out of range" in r or "exist" in r for r in f["failure_reasons"]
+        )
+
+
+def test_reports_as_markdown_and_html_without_external_assets(
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fx, path, service = _scaffolded("mariadb-utf8mb4", pg_server, mysql_server, tmp_path, capsys)
+    code, md, _ = run(["profile", "-c", str(path), "-s", service, "--all"], capsys)
+    assert code == 0
+    assert f"{len(fx.rows)} rows (all rows)" in md and "| dateOfBirth |" in md
+    assert "alleyDesc: 2 still look like mojibake" in md
+    assert "provinceDesc: codes missing from the lookup: 99 (1)" in md
+    html_file = tmp_path / "profile.html"
+    code, _, _ = run(
+        [
+            "profile",
+            "-c",
+            str(path),
+            "-s",
+            service,
+            "--all",
+            "--format",
+            "html",
+            "-o",
+            str(html_file),
+        ],
+        capsys,
+    )
+    assert code == 0
+    page = html_file.read_text(encoding="utf-8")
+    assert "<svg" in page and "dateOfBirth" in page
+    assert not re.search(r"<(script|link|img)\b|src=|href=", page)
+
+
+def test_fail_over_limits_exit_non_zero(
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, path, service = _scaffolded("postgresql", pg_server, mysql_server, tmp_path, capsys)
+    base = ["profile", "-c", str(path), "-s", service, "--all", "--format", "json"]
+    code, _, err = run(
+        [*base, "--fail-over", "invalid_checksums.personalId>1,failures>0.1%"], capsys
+    )
+    assert code == 1
+    assert "invalid_checksums.personalId>1: measured 2" in err and "failures>0.1%" not in err
+    code, _, err = run([*base, "--fail-over", "unclean>20%,nulls.dateOfBirth>0"], capsys)
+    assert code == 0, err  # 5 of 30 rows are unclean: 16.7%
+    code, _, err = run([*base, "--fail-over", "nulls>5"], capsys)
+    assert code == 2 and "unknown metric nulls" in err
+
+
+def test_a_batch_over_query_timeout_stops_with_what_was_read(
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, path, service = _scaffolded(
+        "postgresql", pg_server, mysql_server, tmp_path, capsys, query_timeout=1
+    )
+    slow = "SELECT p.* FROM person_be p, pg_sleep(3) s"
+    t0 = time.monotonic()
+    code, out, err = run(
+        ["profile", "-c", str(path), "-s", service, "--all", "--format", "json", "--query", slow],
+        capsys,
+    )
+    assert code == 1 and "BackendTimeout" in err
+    assert json.loads(out)["interrupted"] is True
+    assert time.monotonic() - t0 < 10  # well within 10x the timeout
+
+
+def test_ctrl_c_prints_what_was_read(
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, path, service = _scaffolded("postgresql", pg_server, mysql_server, tmp_path, capsys)
+    endless = "SELECT p.* FROM person_be p CROSS JOIN generate_series(1, 2000000) g"
+    proc = subprocess.Popen(
+        [*CLI, "profile", "-c", str(path), "-s", service, "--all", "--format", "json",
+         "--query", endless],
+        cwd=ROOT, env={**os.environ, **TEST_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    report = json.loads(out)
+    assert report["interrupted"] is True and report["scope"] == "sample"
+    assert 0 < report["rows"] < 60_000_000
+
+
+def test_the_scan_lifts_the_citizen_id_predicate() -> None:
+    pid = compile_param("personalId", ParamConfig(type="citizen_id"))
+    query = (
+        "SELECT * FROM T t WHERE t.PID IN (:personalId, :personalId__dashed)\n"
+        "   AND t.X = 1 ORDER BY t.REG_NO DESC"
+    )
+    assert scan_sql(query, [pid]) == "SELECT * FROM T t WHERE 1 = 1\n   AND t.X = 1"
+    assert (
+        scan_sql("SELECT * FROM T WHERE PID = :personalId", [pid]) == "SELECT * FROM T WHERE 1 = 1"
+    )
+    with pytest.raises(ScanQueryError, match="--query"):
+        scan_sql("SELECT * FROM T WHERE trim(PID) = :personalId", [pid])
+
+
+def test_masks() -> None:
+    assert mask_value("1-2345-67890-12-1") == "1-xxxx-xxxxx-x2-1"
+    assert mask_value("นายสมชาย ใจดี") == "น. จ."  # the leading vowel is skipped
+    assert mask_value("31/02/2540") == "99/09/9990"
+    assert mask_value(b"\xfc\xfd") == "<2 bytes>"
