@@ -113,7 +113,7 @@ class Adapter(Protocol):
 
 
 @runtime_checkable
-class StreamingAdapter(Protocol):
+class StreamingAdapter(Adapter, Protocol):
     """An adapter that can also read a whole result in batches (``lc2-gateway profile``).
 
     Never used by a call: a service answers one citizen's rows through ``fetch``.
