@@ -106,6 +106,19 @@ def insert_under(config: Path, key: str, snippet: str) -> None:
     config.write_text("".join(lines), encoding="utf-8")
 
 
+def paste_parts(draft: str) -> tuple[str, str]:
+    """A scaffold draft's entries under ``lookups:`` and under ``services:``, comments kept."""
+    parts: dict[str, list[str]] = {"lookups": [], "services": []}
+    current: list[str] | None = None
+    for line in draft.splitlines(keepends=True):
+        key = line.rstrip().removesuffix(":")
+        if not line.startswith((" ", "#")) and key in parts:
+            current = parts[key]
+        elif current is not None:
+            current.append(line)
+    return "".join(parts["lookups"]), "".join(parts["services"])
+
+
 def append_under_services(config: Path, snippet: str) -> None:
     text = config.read_text(encoding="utf-8")
     last_top = [m.group(1) for m in re.finditer(r"^([a-z_]+):", text, re.M)][-1]
@@ -153,11 +166,27 @@ def test_sql_service_walkthrough(practice: tuple[Operator, int, int]) -> None:
         assert db.execute("SELECT count(*) FROM GEAR_LICENCE").fetchone() == (3,)
     db.close()
 
-    # 2. the YAML, pasted where the guide says
+    # 2. the draft from scaffold, pasted where the guide says; check and profile it
+    for line in commands(guide["gear-scaffold"]):
+        op.sh(line)
+    draft = (op.cwd / "gear-draft.yaml").read_text(encoding="utf-8")
+    lookups, services = paste_parts(draft)
+    assert "OWNER_PID IN (:personalId, :personalId__dashed, :personalId__padded)" in services
+    assert "gearDesc: {column: GEAR_CODE, transform: [trim, {zfill: 2}, {lookup: " in services
+    insert_under(config, "lookups", lookups)
+    append_under_services(config, services)
+    outputs = [op.sh(line).stdout for line in commands(guide["gear-profile"])]
+    assert "fisheries (sqlite): OK" in outputs[0]
+    assert "3 rows (all rows)" in outputs[1] and "| issueDate | 3 | 0 | 0 |" in outputs[1]
+    assert "Citizens (`OWNER_PID`): 2 distinct, 1 with several rows" in outputs[1]
+    assert "<svg" in (op.cwd / "gear-profile.html").read_text(encoding="utf-8")
+    assert "3210100118901" not in "".join(outputs) + draft  # no citizen in clear
+
+    # 3. the YAML, pasted where the guide says
     insert_under(config, "lookups", guide["gear-lookup"])
     append_under_services(config, guide["gear-service"])
 
-    # 3. check, check --connect, routes, describe: every command succeeds
+    # 4. check, check --connect, routes, describe: every command succeeds
     outputs = [op.sh(line).stdout for line in commands(guide["gear-check"])]
     assert "gearLicence: GET /api/v1/gear-licence" in outputs[0]
     assert "fisheries (sqlite): OK" in outputs[1]
@@ -165,7 +194,7 @@ def test_sql_service_walkthrough(practice: tuple[Operator, int, int]) -> None:
     pack = (op.cwd / "gear-licence.html").read_text(encoding="utf-8")
     assert "ใบอนุญาตใช้เครื่องมือทำการประมง" in pack and "https://lc2.example.go.th" in pack
 
-    # 4. serve, and call it the way LC2 does
+    # 5. serve, and call it the way LC2 does
     with GatewayProcess(config, admin) as gw:
         assert call(op, guide["gear-call"], port) == json.loads(guide["gear-answer"])
         sandbox = call(op, guide["gear-sandbox-call"], port)

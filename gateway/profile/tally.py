@@ -33,6 +33,7 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _LONG_NUMBER = re.compile(r"\d{3,}")
 _SPELLINGS = ("plain", "dashed", "spaced", "padded", "number", "other")
 _ERRORS = (ValueError, TypeError, ArithmeticError, LookupError)
+_MAY_BE_AHEAD = re.compile(r"expir|until|valid|due|end", re.I)  # dates meant to be ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +213,7 @@ class Tally:
                 iso = _year_month_day(out)
                 if iso is not None:
                     dates[leaf.name] = iso
-                    self._date(ft, iso, found)
+                    self._date(ft, iso, found, ahead=bool(_MAY_BE_AHEAD.search(leaf.name)))
         for name in described:  # a code present, its description (a join's) missing
             code = codes.get(self.pairs[name])
             if code is not None:
@@ -247,11 +248,11 @@ class Tally:
             spelling = _SPELLINGS.index(pid_spelling(raw))
             self.citizens.append(int(pid) * 8 + spelling)
 
-    def _date(self, ft: FieldTally, iso: str, found: set[str]) -> None:
+    def _date(self, ft: FieldTally, iso: str, found: set[str], *, ahead: bool) -> None:
         if iso[:4] < "1900":
             ft.before_1900 += 1
             found.add("implausible_dates")
-        elif _before(self.today, iso):
+        elif not ahead and _before(self.today, iso):
             ft.future += 1
             found.add("implausible_dates")
 

@@ -66,7 +66,10 @@ def _cmd(args: argparse.Namespace) -> int:
     except (LookupError, ValueError, GatewayError) as exc:
         print(f"scaffold: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(text)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -80,4 +83,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--sample", type=int, default=200, help="rows to sample (default 200)")
     p.add_argument("--service", help="service name (default: the table's name in camelCase)")
     p.add_argument("--path", help="URL path segment (default: the service name)")
+    p.add_argument("-o", "--output", help="write the draft here instead of stdout")
     p.set_defaults(func=_cmd)

@@ -215,17 +215,19 @@ def examine(column: str, values: Sequence[object], declared: str = "") -> Column
     elif how["bytes"]:
         steps.append("cp874")
         ev.evidence.append(f"TIS-620 bytes: {_share(how['bytes'], n)}")
+    named_code = _CODE_NAME.search(column)
     if all(_NUMBER.fullmatch(t) for t in texts) and not any(_THAI_DIGIT.search(t) for t in texts):
-        few = len(distinct) <= min(20, max(2, n // 2))
+        # a code column named as one may be sampled small: its codes are still codes
+        few = len(distinct) <= 20 and (len(distinct) <= max(2, n // 2) or bool(named_code))
         widths = {len(s) for s in stripped}
-        if few and max(widths) <= 4 and "." not in "".join(stripped) and _CODE_NAME.search(column):
+        if few and max(widths) <= 4 and "." not in "".join(stripped) and named_code:
             return _code(ev, distinct, stripped, n)
         if any("." in s for s in stripped):
             places = max(len(s.partition(".")[2]) for s in stripped)
             ev.kind = "number"
             ev.transform = ["trim", {"decimal": {"places": places}}]
             ev.evidence.append(f"numbers as text, up to {places} decimal places")
-        elif _CODE_NAME.search(column) or any(s.startswith("0") and len(s) > 1 for s in stripped):
+        elif named_code or any(s.startswith("0") and len(s) > 1 for s in stripped):
             ev.kind = "code"
             ev.transform = ["trim"]
             ev.evidence.append("digits as text with leading zeros or a code's name: kept as text")
