@@ -180,3 +180,12 @@ def test_dopa_names() -> None:
     assert dopa_name("TAMBON_NAME") == "subdistrictDesc"
     assert dopa_name("LNAME") == "lastName"
     assert dopa_name("FARM_AREA") is None and camel("FARM_AREA") == "farmArea"
+
+
+def test_placeholders_typed_for_no_value() -> None:
+    soi = examine("SOI", ["ซอยวัดใหม่", "-", "ซอยร่วมใจ ", "-", None])
+    assert soi.transform == ["clean", {"null_if": ["-"]}]
+    moo = examine("MOO", ["3", "0", "12", "0", "7"])
+    assert moo.transform == ["trim", {"null_if": ["0"]}, "int"]
+    count = examine("BOATS", ["3", "0", "12", "0", "7"])  # elsewhere 0 is a number
+    assert count.transform == ["trim", "int"]

@@ -43,6 +43,8 @@ _DATE_SHAPES = (
 _FLAG_SETS = (frozenset("YN"), frozenset("TF"), frozenset({"ใช่", "ไม่ใช่"}))
 _PID_NAME = re.compile(r"(^|_)(pid|cid|citizen_?id|id_?card|card_?id|personal_?id)$", re.I)
 _CODE_NAME = re.compile(r"(code|_cd|type|status|sex|gender|^prov|flag|kind)", re.I)
+_PLACEHOLDERS = frozenset({"-", "--", ".", "n/a", "N/A", "ไม่มี"})  # typed for "no value"
+_NO_ZERO = re.compile(r"^(moo|village_?no|mu)$", re.I)  # หมู่ 0 does not exist: 0 is "none"
 _BE_MIN_YEAR = 2400  # a year this large in a date is Buddhist Era (CE 1857 onwards)
 
 
@@ -235,6 +237,10 @@ def examine(column: str, values: Sequence[object], declared: str = "") -> Column
             ev.kind = "number"
             ev.transform = ["trim", "int"]
             ev.evidence.append("whole numbers as text")
+            zeros = stripped.count("0")
+            if zeros and _NO_ZERO.search(column):
+                ev.transform.insert(1, {"null_if": ["0"]})
+                ev.evidence.append(f"0 for no village number: {_share(zeros, n)}")
         return ev
     few = len(distinct) <= min(20, max(2, n // 3)) and max(len(s) for s in stripped) <= 4
     if few and not any(_THAI.search(s) for s in stripped):
@@ -254,6 +260,11 @@ def examine(column: str, values: Sequence[object], declared: str = "") -> Column
         steps.append("arabic_digits")
         digits = sum(1 for t in texts if _THAI_DIGIT.search(t))
         ev.evidence.append(f"Thai digits: {_share(digits, n)}")
+    holes = sorted({s for s in stripped if s in _PLACEHOLDERS})
+    if holes:
+        steps.append({"null_if": holes})
+        typed = sum(1 for s in stripped if s in _PLACEHOLDERS)
+        ev.evidence.append(f"{' '.join(holes)} typed for no value: {_share(typed, n)}")
     ev.transform = steps
     return ev
 
