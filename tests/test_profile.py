@@ -221,3 +221,24 @@ def test_masks() -> None:
     assert mask_value("นายสมชาย ใจดี") == "น. จ."  # the leading vowel is skipped
     assert mask_value("31/02/2540") == "99/09/9990"
     assert mask_value(b"\xfc\xfd") == "<2 bytes>"
+
+
+def test_dates_meant_to_be_ahead_are_not_future_defects() -> None:
+    from gateway.config.models import FieldConfig
+    from gateway.normalise import compile_mapping
+    from gateway.profile.tally import Tally, leaves_of
+
+    output = {
+        "issueDate": FieldConfig(column="ISSUED", transform=["be_date"]),
+        "expiryDate": FieldConfig(column="EXPIRES", transform=["be_date"]),
+    }
+    tally = Tally(leaves_of(compile_mapping(output, lookups={}, titles=())))
+    tally.add(
+        [
+            {"ISSUED": "26100101", "EXPIRES": "26100101"},
+            {"ISSUED": "25670101", "EXPIRES": "25700101"},
+        ]
+    )
+    assert tally.fields["issueDate"].future == 1
+    assert tally.fields["expiryDate"].future == 0
+    assert tally.clean == 1
