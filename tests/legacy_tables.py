@@ -298,42 +298,44 @@ async def load_mariadb(conn: Any, fx: Fixture) -> None:
     await cur.close()
 
 
+async def _load_pg_tables(
+    conn: Any, fx: Fixture, code_table: str, ddl: str, values: list[tuple[Any, ...]]
+) -> None:
+    """Drop and create the table and its code table (``ddl``), then fill both."""
+    await conn.execute(f"DROP TABLE IF EXISTS {fx.table}; DROP TABLE IF EXISTS {code_table}; {ddl}")
+    await conn.executemany(f"INSERT INTO {code_table} VALUES ($1, $2)", list(fx.codes.items()))
+    marks = ", ".join(f"${i}" for i in range(1, len(values[0]) + 1))
+    await conn.executemany(f"INSERT INTO {fx.table} VALUES ({marks})", values)
+
+
 async def load_pg(conn: Any, fx: Fixture) -> None:
     """BE years stored in DATE columns; province codes with a foreign key."""
     import datetime as dt
 
-    await conn.execute(
-        "DROP TABLE IF EXISTS person_be; DROP TABLE IF EXISTS province; "
+    ddl = (
         "CREATE TABLE province (prov_code CHAR(2) PRIMARY KEY, prov_name VARCHAR(60)); "
         "CREATE TABLE person_be (pid VARCHAR(17), title VARCHAR(20), fname VARCHAR(50), "
         "lname VARCHAR(50), birth DATE, regist_date DATE, "
         "prov_code CHAR(2) REFERENCES province (prov_code), house_no VARCHAR(10), sex CHAR(1)); "
         "CREATE INDEX ON person_be (pid)"
     )
-    await conn.executemany("INSERT INTO province VALUES ($1, $2)", list(fx.codes.items()))
-    await conn.executemany(
-        "INSERT INTO person_be VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        [
-            (r["pid"], r["title"], r["fname"], r["lname"], dt.date(*r["birth"]),
-             dt.date(*r["regist_date"]), r["prov_code"], r["house_no"], r["sex"])
-            for r in fx.rows
-        ],
-    )  # fmt: skip
+    values = [
+        (r["pid"], r["title"], r["fname"], r["lname"], dt.date(*r["birth"]),
+         dt.date(*r["regist_date"]), r["prov_code"], r["house_no"], r["sex"])
+        for r in fx.rows
+    ]  # fmt: skip
+    await _load_pg_tables(conn, fx, "province", ddl, values)
 
 
 async def load_char_table(conn: Any, fx: Fixture) -> None:
     """CHAR columns throughout, as a SQL Server system keeps them (read through ODBC)."""
-    await conn.execute(
-        "DROP TABLE IF EXISTS legacy_char; DROP TABLE IF EXISTS code_prov; "
+    ddl = (
         "CREATE TABLE code_prov (provcd CHAR(2), prov_name CHAR(40)); "
         "CREATE TABLE legacy_char (pid CHAR(17), full_name CHAR(60), bdate CHAR(8), "
         "provcd CHAR(2), flag CHAR(1))"
     )
-    await conn.executemany("INSERT INTO code_prov VALUES ($1, $2)", list(fx.codes.items()))
-    await conn.executemany(
-        "INSERT INTO legacy_char VALUES ($1, $2, $3, $4, $5)",
-        [(r["pid"], r["full_name"], r["bdate"], r["provcd"], r["flag"]) for r in fx.rows],
-    )
+    values = [tuple(r[c] for c in ("pid", "full_name", "bdate", "provcd", "flag")) for r in fx.rows]
+    await _load_pg_tables(conn, fx, "code_prov", ddl, values)
 
 
 KINDS = ("mariadb-utf8mb4", "mariadb-latin1", "postgresql", "odbc-char")

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +39,29 @@ _KEYS = {  # planted name -> the report's key
 _PID_MASK = re.compile(r"\d-xxxx-xxxxx-x\d-\d")
 
 
-def _scaffolded(
-    kind: str,
-    pg: PgServer,
-    my: MysqlServer,
+Scaffolded = Callable[..., tuple[Fixture, Path, str]]
+
+
+@pytest.fixture
+def scaffolded(
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    **backend_extra: Any,
-) -> tuple[Fixture, Path, str]:
-    fx = fixture_for(kind)
-    backend = asyncio.run(load(kind, pg.dsn, my, fx))
-    path, cfg = write_config(tmp_path, {**backend, **backend_extra})
-    _, draft = draft_of(fx, path, capsys)
-    merge(path, cfg, draft)
-    (service,) = draft["services"]
-    return fx, path, service
+) -> Scaffolded:
+    """Load a legacy table, scaffold its service and paste it into the config:
+    (the table, the config's path, the service's name)."""
+
+    def make(kind: str, **backend_extra: Any) -> tuple[Fixture, Path, str]:
+        fx = fixture_for(kind)
+        backend = asyncio.run(load(kind, pg_server.dsn, mysql_server, fx))
+        path, cfg = write_config(tmp_path, {**backend, **backend_extra})
+        _, draft = draft_of(fx, path, capsys)
+        merge(path, cfg, draft)
+        (service,) = draft["services"]
+        return fx, path, service
+
+    return make
 
 
 @pytest.fixture(autouse=True)
@@ -63,13 +72,9 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_profile_counts_exactly_the_planted_defects(
-    kind: str,
-    pg_server: PgServer,
-    mysql_server: MysqlServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    kind: str, scaffolded: Scaffolded, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fx, path, service = _scaffolded(kind, pg_server, mysql_server, tmp_path, capsys)
+    fx, path, service = scaffolded(kind)
     code, out, err = run(
         ["profile", "-c", str(path), "-s", service, "--all", "--format", "json"], capsys
     )
@@ -107,12 +112,9 @@ def test_profile_counts_exactly_the_planted_defects(
 
 
 def test_reports_as_markdown_and_html_without_external_assets(
-    pg_server: PgServer,
-    mysql_server: MysqlServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    scaffolded: Scaffolded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fx, path, service = _scaffolded("mariadb-utf8mb4", pg_server, mysql_server, tmp_path, capsys)
+    fx, path, service = scaffolded("mariadb-utf8mb4")
     code, md, _ = run(["profile", "-c", str(path), "-s", service, "--all"], capsys)
     assert code == 0
     assert f"{len(fx.rows)} rows (all rows)" in md and "| dateOfBirth |" in md
@@ -141,12 +143,9 @@ def test_reports_as_markdown_and_html_without_external_assets(
 
 
 def test_fail_over_limits_exit_non_zero(
-    pg_server: PgServer,
-    mysql_server: MysqlServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    scaffolded: Scaffolded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, path, service = _scaffolded("postgresql", pg_server, mysql_server, tmp_path, capsys)
+    _, path, service = scaffolded("postgresql")
     base = ["profile", "-c", str(path), "-s", service, "--all", "--format", "json"]
     code, _, err = run(
         [*base, "--fail-over", "invalid_checksums.personalId>1,failures>0.1%"], capsys
@@ -160,14 +159,9 @@ def test_fail_over_limits_exit_non_zero(
 
 
 def test_a_batch_over_query_timeout_stops_with_what_was_read(
-    pg_server: PgServer,
-    mysql_server: MysqlServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    scaffolded: Scaffolded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, path, service = _scaffolded(
-        "postgresql", pg_server, mysql_server, tmp_path, capsys, query_timeout=1
-    )
+    _, path, service = scaffolded("postgresql", query_timeout=1)
     slow = "SELECT p.* FROM person_be p, pg_sleep(3) s"
     t0 = time.monotonic()
     code, out, err = run(
@@ -180,12 +174,9 @@ def test_a_batch_over_query_timeout_stops_with_what_was_read(
 
 
 def test_ctrl_c_prints_what_was_read(
-    pg_server: PgServer,
-    mysql_server: MysqlServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    scaffolded: Scaffolded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, path, service = _scaffolded("postgresql", pg_server, mysql_server, tmp_path, capsys)
+    _, path, service = scaffolded("postgresql")
     endless = "SELECT p.* FROM person_be p CROSS JOIN generate_series(1, 2000000) g"
     proc = subprocess.Popen(
         [*CLI, "profile", "-c", str(path), "-s", service, "--all", "--format", "json",
