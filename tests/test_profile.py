@@ -5,6 +5,7 @@ tests/legacy_tables.py, through the service ``scaffold`` drafted for each; its l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -233,3 +234,25 @@ def test_dates_meant_to_be_ahead_are_not_future_defects() -> None:
     assert tally.fields["issueDate"].future == 1
     assert tally.fields["expiryDate"].future == 0
     assert tally.clean == 1
+
+
+def test_progress_on_a_terminal_only(
+    scaffolded: Scaffolded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pty
+
+    _, path, service = scaffolded("postgresql")
+    argv = [*CLI, "profile", "-c", str(path), "-s", service, "--all", "-o", str(tmp_path / "r.md")]
+    env = {**os.environ, **TEST_ENV}
+    plain = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and plain.stderr == ""
+    leader, follower = pty.openpty()
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stderr=follower) as proc:
+        os.close(follower)
+        assert proc.wait(timeout=60) == 0
+    shown = b""
+    with contextlib.suppress(OSError):  # the terminal closed with its last reader
+        while chunk := os.read(leader, 4096):
+            shown += chunk
+    os.close(leader)
+    assert f"\rprofile {service}: 30 rows".encode() in shown

@@ -189,3 +189,35 @@ def test_placeholders_typed_for_no_value() -> None:
     assert moo.transform == ["trim", {"null_if": ["0"]}, "int"]
     count = examine("BOATS", ["3", "0", "12", "0", "7"])  # elsewhere 0 is a number
     assert count.transform == ["trim", "int"]
+
+
+def test_scaffold_from_a_query(
+    pg_server: PgServer,
+    mysql_server: MysqlServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A join or a view: the draft selects from it and binds the key's spellings on it."""
+    for k, v in TEST_ENV.items():
+        monkeypatch.setenv(k, v)
+    fx = fixture_for("postgresql")
+    path, cfg = write_config(
+        tmp_path, asyncio.run(load("postgresql", pg_server.dsn, mysql_server, fx))
+    )
+    query = (
+        "SELECT p.pid, p.birth, v.prov_name FROM person_be p "
+        "JOIN province v ON v.prov_code = p.prov_code"
+    )
+    argv = ["scaffold", "-c", str(path), "--backend", "legacy", "--query", query,
+            "--service", "personJoined"]  # fmt: skip
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    service = yaml.safe_load(out)["services"]["personJoined"]
+    sql = " ".join(service["operation"]["query"].split())
+    assert sql.startswith(f"SELECT s.* FROM ({query}) s WHERE s.pid IN (:personalId, ")
+    assert service["output"]["dateOfBirth"] == {"column": "birth", "transform": ["be_date"]}
+    merge(path, cfg, yaml.safe_load(out))
+    assert run(["check", "-c", str(path)], capsys)[0] == 0
+    code, _, err = run(["scaffold", "-c", str(path), "--backend", "legacy"], capsys)
+    assert code == 2 and "--table TABLE or --query SQL" in err
