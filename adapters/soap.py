@@ -494,6 +494,22 @@ class SoapFactory:
             except Exception:  # a value the sample can not stand for: checked per call
                 pass
 
+    def request_elements(self, options: Any, name: str) -> list[str]:
+        """The elements of an operation's request, from a local WSDL (``scaffold``)."""
+        opts: SoapOptions = options
+        if not isinstance(opts.wsdl, Path):
+            raise PrepareError("the backend's WSDL is a URL: save it as a file next to the config")
+        client, proxy = self._offline(opts)
+        if client is None or proxy is None:
+            raise PrepareError("the WSDL imports documents from the network: save them as files")
+        ops = _operations(proxy)
+        if name not in ops:
+            known = ", ".join(sorted(ops))
+            raise PrepareError(f"operation {name!r} is not in the WSDL (it has: {known})")
+        body = ops[name].input.body
+        elements = getattr(getattr(body, "type", None), "elements", None) or []
+        return [str(n) for n, _ in elements]
+
     def create(self, name: str, options: Any, limits: BackendLimits) -> SoapAdapter:
         return SoapAdapter(name, options, limits)
 

@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -21,7 +22,9 @@ from gateway.cli import main
 from gateway.scaffold.evidence import examine
 from gateway.scaffold.names import camel, dopa_name
 from tests.conftest import MysqlServer, PgServer
+from tests.gateway_process import ROOT
 from tests.legacy_tables import KINDS, Fixture, fixture_for, load
+from tests.soap_server import LICENCES, NS, running_soap_server
 from tests.support import (
     TEST_ENV,
     MakeClient,
@@ -220,4 +223,74 @@ def test_scaffold_from_a_query(
     merge(path, cfg, yaml.safe_load(out))
     assert run(["check", "-c", str(path)], capsys)[0] == 0
     code, _, err = run(["scaffold", "-c", str(path), "--backend", "legacy"], capsys)
-    assert code == 2 and "--table TABLE or --query SQL" in err
+    assert code == 2 and "give --table TABLE, --query SQL, or --operation NAME" in err
+
+
+async def test_scaffold_a_soap_operation_from_a_saved_answer(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    aiohttp_client: MakeClient,
+) -> None:
+    """The request from the WSDL, the rows from one answer the operator saved: the draft
+    passes check --connect and serves the vendor's records."""
+    for k, v in TEST_ENV.items():
+        monkeypatch.setenv(k, v)
+    owner = next(iter(LICENCES))
+    envelope = (
+        '<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" '
+        f'xmlns:v="{NS}"><e:Body><v:GetVesselLicences><v:ownerId>{owner}</v:ownerId>'
+        "</v:GetVesselLicences></e:Body></e:Envelope>"
+    )
+    with running_soap_server() as srv:
+        async with httpx.AsyncClient() as http:  # as SoapUI would, once
+            saved = await http.post(
+                srv.url, content=envelope, headers={"Content-Type": "text/xml; charset=utf-8"}
+            )
+        answer = tmp_path / "answer.xml"
+        answer.write_bytes(saved.content)
+        wsdl = ROOT / "config" / "vessels" / "vessel-licence.wsdl"
+        backend = {"type": "soap", "wsdl": str(wsdl), "endpoint": srv.url}
+        ping = {"backend": "legacy", "operation": {"name": "Ping", "rows": "PingResponse"},
+                "output": {"pong": "PingResult"}}  # fmt: skip
+        cfg = base_config(tmp_path, {"legacy": backend}, {"placeholder": ping})
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        argv = ["scaffold", "-c", str(path), "--backend", "legacy",
+                "--operation", "GetVesselLicences", "--answer", str(answer)]  # fmt: skip
+        code, text, err = await asyncio.to_thread(run, argv, capsys)
+        assert code == 0, err
+        assert owner not in text
+        draft = yaml.safe_load(text)
+        service = draft["services"]["getVesselLicences"]
+        assert service["operation"] == {
+            "name": "GetVesselLicences",
+            "request": {"ownerId": "{personalId}"},
+            "rows": "GetVesselLicencesResponse/GetVesselLicencesResult/Licence",
+        }
+        out = service["output"]
+        assert out["personalId"] == {"column": "owner.personalId", "transform": ["pid"]}
+        assert out["firstName"] == {"column": "owner.firstName", "transform": ["clean"]}
+        assert out["issueDate"] == {"column": "issueDate", "transform": ["date"]}
+        assert out["grossTonnage"] == {
+            "column": "vessel.grossTonnage",
+            "transform": ["trim", "int"],
+        }
+        assert service["sandbox"]["match"] == {"personalId": "owner.personalId"}
+        merge(path, cfg, draft)
+        code, report, err = await asyncio.to_thread(
+            run, ["check", "--connect", "-c", str(path)], capsys
+        )
+        assert code == 0, report + err
+
+        client = await aiohttp_client(build_app(build_runtime(settings_from(cfg))))
+        resp = await client.get(
+            "/api/v1/getVesselLicences", params={"personalId": owner}, headers=lc2_headers()
+        )
+        assert resp.status == 200, await resp.text()
+        data = (await resp.json())["data"]
+    vendor = LICENCES[owner]
+    assert [(d["licenceNo"], d["issueDate"], d["firstName"], d["grossTonnage"]) for d in data] == [
+        (v.licenceNo, v.issueDate.isoformat(), v.owner.firstName, v.vessel.grossTonnage)
+        for v in vendor
+    ]

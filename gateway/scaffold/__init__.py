@@ -16,11 +16,13 @@ import asyncio
 import sys
 from pathlib import Path
 
+from gateway.adapter import PrepareError
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError
 from gateway.errors import GatewayError
 from gateway.scaffold.draft import make_draft
 from gateway.scaffold.render import render, service_name
+from gateway.scaffold.soap import soap_draft
 
 __all__ = ["register"]
 
@@ -34,15 +36,26 @@ async def _draft(args: argparse.Namespace) -> str:
         raise LookupError(
             f"no backend named {args.backend!r} (known: {', '.join(sorted(settings.backends))})"
         )
+    service = args.service or service_name(args.table or args.operation or "service")
+    if args.operation is not None:
+        if backend.type != "soap":
+            raise LookupError(f"backend {args.backend} is {backend.type}: --operation is for soap")
+        draft = soap_draft(
+            backend, service=service, operation=args.operation, answer=Path(args.answer),
+            key=args.key,
+        )  # fmt: skip
+        return render(draft, path=args.path)
     if backend.type not in _SQL_TYPES:
-        raise LookupError(f"backend {args.backend} is {backend.type}: scaffold reads SQL backends")
+        raise LookupError(
+            f"backend {args.backend} is {backend.type}: scaffold reads SQL and SOAP backends"
+        )
     adapter = backend.factory.create(backend.name, backend.options, backend.limits)
     await adapter.open()
     try:
         draft = await make_draft(
             backend,
             adapter,
-            service=args.service or service_name(args.table or "service"),
+            service=service,
             table=args.table,
             query=args.query,
             key=args.key,
@@ -54,8 +67,12 @@ async def _draft(args: argparse.Namespace) -> str:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    if (args.table is None) == (args.query is None):
-        print("give --table TABLE or --query SQL", file=sys.stderr)
+    sources = [a for a in (args.table, args.query, args.operation) if a is not None]
+    if len(sources) != 1 or (args.operation is None) != (args.answer is None):
+        print(
+            "give --table TABLE, --query SQL, or --operation NAME with --answer FILE",
+            file=sys.stderr,
+        )
         return 2
     try:
         text = asyncio.run(_draft(args))
@@ -63,7 +80,7 @@ def _cmd(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p.render(exc.source), file=sys.stderr)
         return 1
-    except (LookupError, ValueError, GatewayError) as exc:
+    except (LookupError, ValueError, GatewayError, PrepareError) as exc:
         print(f"scaffold: {exc}", file=sys.stderr)
         return 1
     if args.output:
@@ -74,11 +91,15 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("scaffold", help="draft a service from a legacy table (read-only)")
+    p = sub.add_parser(
+        "scaffold", help="draft a service from a legacy table or SOAP operation (read-only)"
+    )
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("--backend", required=True, help="backend to read")
     p.add_argument("--table", help="table (or view) to publish")
     p.add_argument("--query", help="SQL of a join or view instead of --table")
+    p.add_argument("--operation", help="SOAP operation (a soap backend), with --answer")
+    p.add_argument("--answer", help="a saved sample answer of the operation (XML)")
     p.add_argument("--key", help="citizen-ID column (default: found by name and checksum)")
     p.add_argument("--sample", type=int, default=200, help="rows to sample (default 200)")
     p.add_argument("--service", help="service name (default: the table's name in camelCase)")

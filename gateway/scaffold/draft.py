@@ -21,7 +21,16 @@ from gateway.scaffold.catalog import (
 from gateway.scaffold.evidence import ColumnEvidence, examine
 from gateway.scaffold.names import camel, description_name, dopa_name
 
-__all__ = ["KEY_PARAM", "Draft", "Field", "Join", "key_binds", "make_draft"]
+__all__ = [
+    "KEY_PARAM",
+    "Draft",
+    "Field",
+    "Join",
+    "add_fields",
+    "key_binds",
+    "make_draft",
+    "pick_key",
+]
 
 KEY_PARAM = "personalId"
 _BINDS = {"plain": "", "dashed": "__dashed", "spaced": "__spaced", "padded": "__padded"}
@@ -62,13 +71,14 @@ class Draft:
     joins: list[Join] = field(default_factory=list)
     lookups: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    soap: tuple[str | None, str] | None = None  # (request element of the key, rows path)
 
 
 def _declared(catalog: Catalog) -> dict[str, str]:
     return {c.name.lower(): c.type for c in catalog.columns}
 
 
-def _pick_key(
+def pick_key(
     evidence: Sequence[ColumnEvidence], wanted: str | None
 ) -> tuple[ColumnEvidence | None, str]:
     if wanted is not None:
@@ -152,23 +162,26 @@ async def make_draft(
     declared = _declared(catalog)
     evidence = [examine(c, [r.get(c) for r in rows], declared.get(c.lower(), "")) for c in columns]
     draft = Draft(service, backend.name, source, query is not None, len(rows), columns, None)
-    draft.key, draft.key_why = _pick_key(evidence, key)
+    draft.key, draft.key_why = pick_key(evidence, key)
     if draft.key is None:
         draft.notes.append("no column of citizen IDs found: give the key with --key COLUMN")
     taken: set[str] = set()
     for ev in evidence:
-        await _fields(draft, ev, backend, adapter, catalog, taken)
+        codes: tuple[str, str, str, str] | None = None
+        if ev.kind == "code" and ev is not draft.key and not draft.is_query:
+            codes = await _code_table(backend, adapter, catalog, draft.source, ev.column)
+        add_fields(draft, ev, codes, taken)
     return draft
 
 
-async def _fields(
+def add_fields(
     draft: Draft,
     ev: ColumnEvidence,
-    backend: Backend,
-    adapter: Adapter,
-    catalog: Catalog,
+    code_table: tuple[str, str, str, str] | None,
     taken: set[str],
 ) -> None:
+    """The output fields of one column; a code's description from ``code_table`` (table,
+    its code column, its description column, how it was found) or a lookup stub."""
     why = tuple(ev.evidence)
     steps = tuple(ev.transform)
     if ev is draft.key:
@@ -179,14 +192,14 @@ async def _fields(
             chain = (*steps, {"name": part})
             draft.fields.append(Field(_unique(name, taken), ev.column, chain, why))
         return
-    base = dopa_name(ev.column) or camel(ev.column)
+    leaf = ev.column.rsplit(".", 1)[-1]  # a SOAP answer's nested element: owner.firstName
+    base = dopa_name(leaf) or camel(leaf)
     draft.fields.append(Field(_unique(base, taken), ev.column, steps, why))
     if ev.kind != "code" or draft.is_query:
         return
     desc = description_name(base if base.endswith("Code") else f"{base}Code")
-    found = await _code_table(backend, adapter, catalog, draft.source, ev.column)
-    if found is not None:
-        ref_table, ref_col, desc_col, how = found
+    if code_table is not None:
+        ref_table, ref_col, desc_col, how = code_table
         alias = f"c{len(draft.joins) + 1}"
         as_name = f"{ev.column}_DESC"
         draft.joins.append(Join(alias, ref_table, ref_col, desc_col, ev.column, as_name, how))
@@ -195,7 +208,7 @@ async def _fields(
         return
     if not ev.codes:
         return
-    lookup = f"{draft.service}_{camel(ev.column)}"
+    lookup = f"{draft.service}_{camel(leaf)}"
     draft.lookups[lookup] = list(ev.codes)
     note = ("no code table found: describe each code under lookups",)
     draft.fields.append(Field(_unique(desc, taken), ev.column, (*steps, {"lookup": lookup}), note))

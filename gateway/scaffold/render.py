@@ -64,6 +64,7 @@ def render(draft: Draft, *, path: str | None = None) -> str:
     out: list[str] = []
     add = out.append
     what = "query" if draft.is_query else draft.source
+    what = f"operation {what}" if draft.soap is not None else what
     add(f"# Drafted by `lc2-gateway scaffold` from {what} on backend {draft.backend}")
     add(f"# ({draft.sampled} rows sampled). Review it, paste `lookups:` entries under the")
     add("# config's lookups and the service under its services, then run")
@@ -89,7 +90,16 @@ def render(draft: Draft, *, path: str | None = None) -> str:
         add("    params:")
         add(f"      {KEY_PARAM}: {{type: citizen_id, description: citizen ID (13 digits)}}")
     add("    operation:")
-    if key is not None:
+    if draft.soap is not None:
+        element, rows = draft.soap
+        add(f"      name: {draft.source}")
+        if element is not None and key is not None:
+            add(f'      request: {{{element}: "{{{KEY_PARAM}}}"}}')
+        add(f"      rows: {rows}")
+        add("      # faults: [{code: ..., action: empty}]   what the vendor's SOAP Faults mean")
+        if key is not None:
+            add(f"      # key {key.column}, found {draft.key_why}")
+    elif key is not None:
         spelled = ", ".join(f"{s} {n}" for s, n in key.spellings.most_common())
         out.extend(
             _comment(
@@ -98,9 +108,10 @@ def render(draft: Draft, *, path: str | None = None) -> str:
                 "      ",
             )
         )
-    add("      query: |")
-    for line in _query(draft):
-        add(f"        {line}")
+    if draft.soap is None:
+        add("      query: |")
+        for line in _query(draft):
+            add(f"        {line}")
     add("    output:")
     explained: set[str] = set()
     for f in draft.fields:
