@@ -18,7 +18,7 @@ from gateway.scaffold.catalog import (
     sample_rows,
     valid_name,
 )
-from gateway.scaffold.evidence import ColumnEvidence, examine
+from gateway.scaffold.evidence import PID_NAME, ColumnEvidence, examine
 from gateway.scaffold.names import camel, description_name, dopa_name
 
 __all__ = [
@@ -90,8 +90,9 @@ def pick_key(
     if not pids:
         return None, ""
     # the most valid IDs; a name like PID or CITIZEN_ID breaks a tie
-    best = max(pids, key=lambda ev: (ev.valid_pids, dopa_name(ev.column) is None))
-    return best, "by its name and its checksum-valid content"
+    best = max(pids, key=lambda ev: (ev.valid_pids, bool(PID_NAME.search(ev.column))))
+    named = "its name and " if PID_NAME.search(best.column) else ""
+    return best, f"by {named}its checksum-valid content"
 
 
 def _unique(name: str, taken: set[str]) -> str:

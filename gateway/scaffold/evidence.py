@@ -25,7 +25,7 @@ from gateway.transforms import (
     split_thai_name,
 )
 
-__all__ = ["ColumnEvidence", "Kind", "examine", "pid_spelling"]
+__all__ = ["PID_NAME", "ColumnEvidence", "Kind", "examine", "pid_spelling"]
 
 Kind = Literal["key", "pid", "name", "date", "code", "flag", "number", "text", "empty", "other"]
 
@@ -41,7 +41,7 @@ _DATE_SHAPES = (
     (re.compile(r"\d{1,2}[/-]\d{1,2}[/-]\d{2}"), "DD/MM/YY"),
 )
 _FLAG_SETS = (frozenset("YN"), frozenset("TF"), frozenset({"ใช่", "ไม่ใช่"}))
-_PID_NAME = re.compile(r"(^|_)(pid|cid|citizen_?id|id_?card|card_?id|personal_?id)$", re.I)
+PID_NAME = re.compile(r"(^|[_.])(pid|cid|citizen_?id|id_?card|card_?id|personal_?id)$", re.I)
 _CODE_NAME = re.compile(r"(code|_cd|type|status|sex|gender|^prov|flag|kind)", re.I)
 _PLACEHOLDERS = frozenset({"-", "--", ".", "n/a", "N/A", "ไม่มี"})  # typed for "no value"
 _NO_ZERO = re.compile(r"^(moo|village_?no|mu)$", re.I)  # หมู่ 0 does not exist: 0 is "none"
@@ -185,7 +185,7 @@ def examine(column: str, values: Sequence[object], declared: str = "") -> Column
     if declared:
         ev.evidence.append(declared)
     _pid_stats(ev, present)
-    if ev.valid_pids * 10 >= n * 8 or (_PID_NAME.search(column) and ev.valid_pids * 2 >= n):
+    if ev.valid_pids * 10 >= n * 8 or (PID_NAME.search(column) and ev.valid_pids * 2 >= n):
         ev.kind = "pid"
         ev.transform = ["pid"]
         spelled = ", ".join(f"{s} {c}" for s, c in ev.spellings.most_common())
