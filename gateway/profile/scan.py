@@ -58,7 +58,7 @@ async def rows_of(
     batch in flight when ``stop`` is set is abandoned and its statement ended."""
     op = backend.factory.prepare(backend.options, SqlOperation(query=sql, max_rows=100_000), [])
     if not isinstance(adapter, StreamingAdapter):
-        yield await adapter.fetch(op, {})  # bounded by max_rows: said in the report
+        yield await adapter.fetch(op, {})  # an adapter without stream: one call, max_rows rows
         return
     stream = adapter.stream(op, {}, batch if limit is None else min(batch, limit))
     seen = 0
