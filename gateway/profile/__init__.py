@@ -5,9 +5,9 @@ them) without serving anything, and reports per output field what a call
 would have made of them: nulls, transform failures with their reasons and
 masked examples, invalid citizen-ID checksums, implausible dates, codes
 missing from their lookup, text still looking like mojibake; per service the
-share of rows that map clean.  Rows are streamed in batches (held a batch at a time;
-the duplicate counts keep 8 bytes a row), each batch within the backend's ``query_timeout``; Ctrl-C stops
-and prints what was read.
+share of rows that map clean.  Rows are streamed in batches, held a batch at
+a time (the duplicate counts keep 8 bytes a row), each batch within the
+backend's ``query_timeout``; Ctrl-C stops and prints what was read.
 """
 
 from __future__ import annotations
