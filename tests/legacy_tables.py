@@ -155,7 +155,7 @@ def mariadb_fixture() -> Fixture:
         })  # fmt: skip
     name = [("cp874", "clean")]
     plan: dict[str, tuple[str, list[Any]]] = {
-        "regNo": ("REG_NO", ["clean"]),
+        "regNo": ("REG_NO", ["trim"]),
         "personalId": ("PID", ["pid"]),
         "titleDesc": ("FULLNAME", [*name[0], {"name": "title"}]),
         "firstName": ("FULLNAME", [*name[0], {"name": "first"}]),

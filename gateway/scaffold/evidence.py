@@ -253,7 +253,9 @@ def examine(column: str, values: Sequence[object], declared: str = "") -> Column
     else:
         ev.kind = "text"
     padded = sum(1 for t in texts if t != t.strip() or "  " in t or _INVISIBLE.search(t))
-    steps.append("clean")
+    # identifiers (ASCII, one word: GL-2567-00042) only need their padding off
+    words = all(s.isascii() and len(s.split()) <= 1 for s in stripped)
+    steps.append("trim" if words and not steps and ev.kind == "text" else "clean")
     if padded:
         ev.evidence.append(f"padding, doubled spaces or invisible characters: {_share(padded, n)}")
     if any(_THAI_DIGIT.search(t) for t in texts):
