@@ -27,8 +27,12 @@
 # mounted while pip runs and never stored in a layer:
 #   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt .
 #
-# Admin listener: this image sets LC2_ADMIN_HOST=0.0.0.0, which config/example.yaml
-# reads; publish that port to the host's loopback or an internal network only.
+# Admin listener (/live, /ready, /health, /metrics, /status): it binds what
+# admin.host says, 127.0.0.1 by default, so nothing outside the container reaches
+# it and the HEALTHCHECK (which runs inside) still does. To expose it on purpose,
+# with config/example.yaml's `host: ${LC2_ADMIN_HOST:-127.0.0.1}`, run with
+# `-e LC2_ADMIN_HOST=0.0.0.0 -p 127.0.0.1:9108:9108`: the host's loopback or a
+# management network only, never the LC2 network.
 
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -62,7 +66,6 @@ ARG DEBIAN_PACKAGES=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    LC2_ADMIN_HOST=0.0.0.0 \
     LC2_GATEWAY_LIVE_URL=http://127.0.0.1:9108/live
 
 RUN groupadd --system --gid 10001 lc2-gateway \

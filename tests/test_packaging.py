@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from gateway.cli import main
+from gateway.config.loader import load_yaml
 from gateway.config.models import AdminConfig
 from tests.support import PASSWORD_HASH
 
@@ -447,6 +448,18 @@ def test_dockerfile_structure() -> None:
     assert health.args.split()[0].upper() == "CMD", "HEALTHCHECK must run a command"
     exposed = {p.split("/")[0] for i in stage if i.keyword == "EXPOSE" for p in i.args.split()}
     assert {"8080", "9108"} <= exposed
+
+
+def test_image_keeps_the_admin_listener_inside() -> None:
+    """With config/example.yaml, the image's environment leaves admin on 127.0.0.1.
+
+    Outside the container nothing reaches it (tests/test_image.py runs the image);
+    exposing it is a deliberate ``-e LC2_ADMIN_HOST=0.0.0.0``.
+    """
+    env = {"LC2_PASSWORD_HASH": PASSWORD_HASH, "LEGACY_DB_PASSWORD": "x"}
+    env.update(image_env(final_stage(dockerfile())))
+    loaded = load_yaml(EXAMPLE, env=env)
+    assert loaded.data["admin"]["host"] == "127.0.0.1"
 
 
 def test_dockerfile_takes_its_base_as_an_argument() -> None:
