@@ -2,7 +2,7 @@
 #
 #   DOCKER_BUILDKIT=1 docker build -t lc2-gateway .
 #   docker run -d --name lc2-gateway --env-file /srv/lc2-gateway/env \
-#     --read-only --tmpfs /tmp \
+#     --read-only --tmpfs /tmp --stop-timeout 30 \
 #     -v /srv/lc2-gateway/gateway.yaml:/etc/lc2-gateway/gateway.yaml:ro \
 #     -v lc2-gateway-state:/var/lib/lc2-gateway \
 #     -p 8080:8080 lc2-gateway
@@ -11,8 +11,9 @@
 # It runs the same command as systemd/lc2-gateway.service. Put audit.path,
 # audit.key_file, limits.store and any SQLite copy under /var/lib/lc2-gateway,
 # the volume: the audit trail and its key must outlive the container, and the
-# rest of the file system may be read-only. config/ is in the image under
-# /etc/lc2-gateway/examples.
+# rest of the file system may be read-only. On SIGTERM the gateway finishes
+# running calls for up to shutdown_timeout (15 s), so --stop-timeout is longer.
+# config/ is in the image under /etc/lc2-gateway/examples.
 #
 # Build arguments:
 #   BASE_IMAGE       a Debian-like image with python3 (3.11 or newer) and its venv
