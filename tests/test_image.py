@@ -58,21 +58,22 @@ LC2_HEADERS = {
 STOP_TIMEOUT = 20  # docker's grace before SIGKILL; above the config's shutdown_timeout
 SHUTDOWN_TIMEOUT = 10
 
-if not IMAGE:
-    reason = "LC2_TEST_IMAGE is not set: run .ci/image.sh, which builds the image and sets it"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+# Decided per test, not at import: a missing image fails these tests, not the whole run.
+pytestmark = pytest.mark.usefixtures("image_given")
 
 
-def _docker_cli() -> str:
-    path = os.environ.get("LC2_TEST_DOCKER") or shutil.which("docker")
-    if not path:
-        pytest.fail("no docker client: apt-get install docker.io", pytrace=False)
-    return path
+@pytest.fixture(scope="module")
+def image_given() -> None:
+    if not IMAGE:
+        reason = "LC2_TEST_IMAGE is not set: run .ci/image.sh, which builds the image and sets it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    if not shutil.which(DOCKER):
+        pytest.fail(f"no docker client {DOCKER}: apt-get install docker.io", pytrace=False)
 
 
-DOCKER = _docker_cli()
+DOCKER = os.environ.get("LC2_TEST_DOCKER") or shutil.which("docker") or "docker"
 
 
 def docker(
