@@ -1,50 +1,72 @@
 # lc2-gateway container image.
 #
-#   docker build -t lc2-gateway .            (BuildKit: the default since Docker 23)
+#   DOCKER_BUILDKIT=1 docker build -t lc2-gateway .
 #   docker run -d --name lc2-gateway --env-file /srv/lc2-gateway/env \
+#     --read-only --tmpfs /tmp --stop-timeout 30 \
 #     -v /srv/lc2-gateway/gateway.yaml:/etc/lc2-gateway/gateway.yaml:ro \
 #     -v lc2-gateway-state:/var/lib/lc2-gateway \
-#     -p 8080:8080 -p 127.0.0.1:9108:9108 lc2-gateway
+#     -p 8080:8080 lc2-gateway
 #   docker run --rm ... lc2-gateway check -c /etc/lc2-gateway/gateway.yaml
 #
-# It runs the same command as systemd/lc2-gateway.service. Put audit.path and
-# audit.key_file under /var/lib/lc2-gateway, a volume: the audit trail and its
-# key must outlive the container. config/example.yaml is a starting point and
-# is in the image under /etc/lc2-gateway/examples.
+# It runs the same command as systemd/lc2-gateway.service. Put audit.path,
+# audit.key_file, limits.store and any SQLite copy under /var/lib/lc2-gateway,
+# the volume: the audit trail and its key must outlive the container, and the
+# rest of the file system may be read-only. On SIGTERM the gateway finishes
+# running calls for up to shutdown_timeout (15 s), so --stop-timeout is longer.
+# config/ is in the image under /etc/lc2-gateway/examples.
 #
-# Admin listener: the HEALTHCHECK below runs inside the container and reaches
-# 127.0.0.1 either way, but anything outside the container (the published
-# port, Kubernetes probes, Prometheus) reaches /live, /ready, /health and
-# /metrics only if the admin listener binds 0.0.0.0 in the container: set
-# `admin: {host: 0.0.0.0}` in gateway.yaml, or write `host: ${LC2_ADMIN_HOST}`
-# as config/example.yaml does (this image sets LC2_ADMIN_HOST=0.0.0.0). Publish
-# that port to the host's loopback or an internal network only, never to LC2.
+# Build arguments:
+#   BASE_IMAGE       a Debian-like image with python3 (3.11 or newer) and its venv
+#                    module: the official python:3.11-slim, or a base made from
+#                    Debian's own packages (debootstrap, see .ci/image.sh).
+#   LOCK             the hash-pinned requirements installed with --require-hashes;
+#                    for the odbc or oracle extras, a lock made with
+#                    `pip-compile --generate-hashes --extra odbc pyproject.toml`.
+#   DEBIAN_PACKAGES  installed in the final image, e.g. "unixodbc tdsodbc" for ODBC.
 #
-# Optional backends: the ODBC adapter needs pyodbc, unixODBC and a driver, the
-# Oracle adapter python-oracledb (thin mode: nothing else). For example
+# A CA bundle pip must trust (a TLS-inspecting proxy) is a BuildKit secret, only
+# mounted while pip runs and never stored in a layer:
+#   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt .
 #
-#   docker build -t lc2-gateway:odbc --build-arg EXTRAS=odbc,oracle \
-#     --build-arg DEBIAN_PACKAGES="unixodbc tdsodbc" .
-#
-# EXTRAS are the package's pip extras; DEBIAN_PACKAGES are installed in the
-# final image (the driver registers itself in /etc/odbcinst.ini).
-#
-# For reproducible builds pin the base image by digest: python:3.11-slim@sha256:...
+# Admin listener (/live, /ready, /health, /metrics, /status): it binds what
+# admin.host says, 127.0.0.1 by default, so nothing outside the container reaches
+# it and the HEALTHCHECK (which runs inside) still does. To expose it on purpose,
+# with config/example.yaml's `host: ${LC2_ADMIN_HOST:-127.0.0.1}`, run with
+# `-e LC2_ADMIN_HOST=0.0.0.0 -p 127.0.0.1:9108:9108`: the host's loopback or a
+# management network only, never the LC2 network.
 
-FROM python:3.11-slim AS build
-ARG EXTRAS=""
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS build
+ARG LOCK=requirements/lock.txt
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY . .
-RUN pip wheel --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" -w /wheels
+# The venv is made here and copied whole into the final stage: same base, same path.
+# pip, the build back-end and the wheel stay behind in this stage.
+COPY ${LOCK} /src/lock.txt
+RUN --mount=type=secret,id=ca \
+    python3 -m venv /opt/lc2-gateway/venv \
+    && if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && /opt/lc2-gateway/venv/bin/pip install --require-hashes --only-binary=:all: \
+        -r /src/lock.txt
+COPY pyproject.toml README.md /src/
+COPY gateway/ /src/gateway/
+COPY adapters/ /src/adapters/
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && /opt/lc2-gateway/venv/bin/pip wheel --no-deps -w /wheels /src \
+    && /opt/lc2-gateway/venv/bin/pip install --no-deps /wheels/lc2_gateway-*.whl \
+    && /opt/lc2-gateway/venv/bin/pip uninstall --yes pip setuptools \
+    && /opt/lc2-gateway/venv/bin/lc2-gateway --help >/dev/null
 
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 ARG DEBIAN_PACKAGES=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    LC2_ADMIN_HOST=0.0.0.0 \
     LC2_GATEWAY_LIVE_URL=http://127.0.0.1:9108/live
 
 RUN groupadd --system --gid 10001 lc2-gateway \
@@ -58,11 +80,7 @@ RUN if [ -n "$DEBIAN_PACKAGES" ]; then \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
-# The wheels are bind-mounted from the build stage, so no layer keeps them.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m venv /opt/lc2-gateway/venv \
-    && /opt/lc2-gateway/venv/bin/pip install --no-cache-dir --no-index /wheels/*.whl
-
+COPY --from=build /opt/lc2-gateway/venv /opt/lc2-gateway/venv
 COPY config/ /etc/lc2-gateway/examples/
 
 RUN install -d -m 0700 -o lc2-gateway -g lc2-gateway /var/lib/lc2-gateway

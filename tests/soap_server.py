@@ -386,15 +386,22 @@ def _controlled(app: WsgiApp, state: SoapServer) -> WsgiApp:
 
 @contextmanager
 def running_soap_server(
-    *, soap12: bool = False, users: dict[str, str] | None = None, port: int = 0
+    *,
+    soap12: bool = False,
+    users: dict[str, str] | None = None,
+    port: int = 0,
+    host: str = "127.0.0.1",
 ) -> Iterator[SoapServer]:
-    """The spyne service on ``127.0.0.1`` (a free port unless given), stopped on exit."""
+    """The spyne service on ``host`` (a free port unless given), stopped on exit.
+
+    Another ``host`` than loopback is for a container on a network of the test's own.
+    """
     app = UsernameTokenCheck(_application(soap12), dict(users or {}), soap12)
     state = SoapServer(url="")
     server = make_server(
-        "127.0.0.1", port, _controlled(app, state), server_class=_Server, handler_class=_Quiet
+        host, port, _controlled(app, state), server_class=_Server, handler_class=_Quiet
     )
-    state.url = f"http://127.0.0.1:{server.server_port}/"
+    state.url = f"http://{host}:{server.server_port}/"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:

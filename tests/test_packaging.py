@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from gateway.cli import main
+from gateway.config.loader import load_yaml
 from gateway.config.models import AdminConfig
 from tests.support import PASSWORD_HASH
 
@@ -394,13 +395,31 @@ def test_hadolint_reports_mistakes(tmp_path: Path) -> None:
     assert {"DL3006", "DL3013", "DL3042", "DL3002"} <= {str(f["code"]) for f in findings}
 
 
+def global_args(instructions: list[Instruction]) -> dict[str, str]:
+    """ARG defaults before the first FROM: the only variables a FROM line may use."""
+    out: dict[str, str] = {}
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            name, _, default = ins.args.partition("=")
+            out[name.strip()] = default.strip()
+    return out
+
+
 def test_dockerfile_structure() -> None:
     instructions = dockerfile()
+    args = global_args(instructions)
     stages: list[str] = []
     for ins in (i for i in instructions if i.keyword == "FROM"):
         words = ins.args.split()
         image = words[0]
         if image not in stages:  # an earlier stage's name is no base image
+            # the base may be a build argument (BASE_IMAGE); then its default is checked
+            m = re.fullmatch(r"\$\{?(\w+)\}?", image)
+            if m:
+                assert args.get(m.group(1)), f"Dockerfile:{ins.line}: {image} has no default"
+                image = args[m.group(1)]
             assert "$" not in image, f"Dockerfile:{ins.line}: base image from a variable"
             name, _, tag = image.rpartition("@")[2].rpartition(":")
             pinned = bool(name and tag) and "/" not in tag and tag != "latest"
@@ -431,6 +450,26 @@ def test_dockerfile_structure() -> None:
     assert {"8080", "9108"} <= exposed
 
 
+def test_image_keeps_the_admin_listener_inside() -> None:
+    """With config/example.yaml, the image's environment leaves admin on 127.0.0.1.
+
+    Outside the container nothing reaches it (tests/test_image.py runs the image);
+    exposing it is a deliberate ``-e LC2_ADMIN_HOST=0.0.0.0``.
+    """
+    env = {"LC2_PASSWORD_HASH": PASSWORD_HASH, "LEGACY_DB_PASSWORD": "x"}
+    env.update(image_env(final_stage(dockerfile())))
+    loaded = load_yaml(EXAMPLE, env=env)
+    assert loaded.data["admin"]["host"] == "127.0.0.1"
+
+
+def test_dockerfile_takes_its_base_as_an_argument() -> None:
+    """BASE_IMAGE: the official image by default, a Debian-made one in CI; both stages use it."""
+    instructions = dockerfile()
+    assert global_args(instructions).get("BASE_IMAGE") == "python:3.11-slim"
+    bases = [i.args.split()[0] for i in instructions if i.keyword == "FROM"]
+    assert bases and all(b == "${BASE_IMAGE}" for b in bases), bases
+
+
 def test_dockerignore_keeps_what_the_build_needs() -> None:
     patterns = [
         p.strip().strip("/")
@@ -450,7 +489,7 @@ def test_dockerignore_keeps_what_the_build_needs() -> None:
             for prefix in prefixes
         )
 
-    needed = ["pyproject.toml", "README.md"] + [
+    needed = ["pyproject.toml", "README.md", "requirements/lock.txt"] + [
         p.relative_to(ROOT).as_posix()
         for top in ("gateway", "adapters", "config")
         for p in (ROOT / top).rglob("*")
