@@ -421,6 +421,19 @@ def test_live_scrape_passes_promtool_check_metrics(gateway_scrape: str) -> None:
     assert code == 0 and not out.strip(), out
 
 
+def test_live_scrape_has_process_and_python_collectors(gateway_scrape: str) -> None:
+    exposed, _ = _families(gateway_scrape)
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "python_info",
+        "python_gc_collections_total",
+    ):
+        assert name in exposed, name
+
+
 def _families(*scrapes: str) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Exposed sample names with their label names, and each sample name's family."""
     labels: dict[str, set[str]] = {}
