@@ -1,7 +1,8 @@
 """``lc2-gateway`` command line.
 
 Exit codes: 0 success; 1 the config, the input or the running gateway said
-no; 2 usage error (argparse) or a setting the command needs is missing.
+no; 2 usage error (argparse) or a setting the command needs is missing;
+3 ``serve`` could not start: a port in use or a permission missing.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from gateway.auth import hash_password
 from gateway.config.build import load_settings
@@ -58,14 +61,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
         finally:
             listener.stop()
-    from gateway.server import run
+    from gateway.server import ListenError, run
 
     listener = setup_logging(settings.logging.level)
     try:
         run(settings)
+    except ListenError as exc:
+        return _cannot_start(str(exc))
+    except PermissionError as exc:
+        return _cannot_start(f"permission denied: {exc.filename or exc}")
     finally:
         listener.stop()
     return 0
+
+
+def _cannot_start(message: str) -> int:
+    print(f"lc2-gateway: {message}", file=sys.stderr)
+    return 3
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -162,12 +174,24 @@ def _register_others(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     register_openapi(sub)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Names every subcommand in its usage, also when only some were registered."""
+
+    complete: Callable[[], None] | None = None
+
+    def error(self, message: str) -> NoReturn:
+        complete, self.complete = self.complete, None
+        if complete is not None:
+            complete()
+        super().error(message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lc2-gateway",
         description="Serve legacy systems as DOPA Linkage Center 2 (LC2) data providers.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("-c", "--config", required=True, help="YAML config file")
@@ -202,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if not words or words[0] not in _OWN:
         _register_others(sub)
+    else:  # a usage error still lists them all
+        parser.complete = lambda: _register_others(sub)
 
     p = sub.add_parser("passwd", help="hash a consumer password for password_hash")
     p.add_argument("--stdin", action="store_true", help="read the password from stdin")
