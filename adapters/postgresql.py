@@ -308,6 +308,17 @@ class PostgresAdapter:
         # a query that can match many rows should carry its own LIMIT.
         return [dict(r.items()) for r in records[: op.max_rows]]
 
+    async def result_columns(self, operation: Any) -> list[str]:
+        op: CompiledQuery = operation
+        timeout = self._limits.query_timeout
+
+        async def call(conn: asyncpg.Connection) -> list[str]:
+            # a prepared statement describes its result; nothing is executed
+            stmt = await conn.prepare(op.sql, timeout=timeout)
+            return [a.name for a in stmt.get_attributes()]
+
+        return await self._run(call, ())
+
     async def probe(self) -> None:
         timeout = self._limits.query_timeout
         query = self._options.probe_query

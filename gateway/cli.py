@@ -81,25 +81,9 @@ def _cannot_start(message: str) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(Path(args.config), create_key_file=False)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p.render(exc.source))
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-        return 1
-    print(f"{args.config}: OK (config version {settings.version})")
-    for name, svc in sorted(settings.services.items()):
-        print(
-            f"  {name}: GET {svc.data_path}  sandbox {svc.sandbox_path}  health {svc.health_path}"
-        )
-    if args.connect:
-        import asyncio
+    from gateway.check import run_check
 
-        from gateway.describe.connect import check_backends, print_report
-
-        return print_report(asyncio.run(check_backends(settings)))
-    return 0
+    return run_check(args.config, connect=args.connect, as_json=args.json)
 
 
 def _cmd_passwd(args: argparse.Namespace) -> int:
@@ -204,13 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("check", help="validate a config; print each problem with its line")
+    p = sub.add_parser(
+        "check", help="validate a config; print every problem with its line (on stderr)"
+    )
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument(
         "--connect",
         action="store_true",
-        help="also open and probe every backend (exit 1 if any fails)",
+        help="also open and probe every backend and compare each service's output columns "
+        "with what its query or WSDL returns (exit 1 if anything fails)",
     )
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("reload", help="validate a config, then make the running gateway load it")
