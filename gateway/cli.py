@@ -109,8 +109,21 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     if not settings.admin.enabled:
         print("the admin listener is disabled: send SIGHUP to the process instead", file=sys.stderr)
         return 2
-    host = "127.0.0.1" if settings.admin.host in ("0.0.0.0", "::") else settings.admin.host
-    url = f"http://{host}:{settings.admin.port}/-/reload"
+    from gateway.diff import admin_url, running_config, same_file
+
+    # the gateway reloads the file it was started with: a check of another file proves nothing
+    running = running_config(settings)
+    if isinstance(running, str):
+        print(running, file=sys.stderr)
+        return 1
+    if not same_file(args.config, running["source"]):
+        print(
+            f"refused: the gateway runs {running['source']}, not {args.config}; "
+            "edit that file (see `lc2-gateway diff -c FILE`) and reload it",
+            file=sys.stderr,
+        )
+        return 1
+    url = admin_url(settings, "/-/reload")
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as resp:
             body = json.loads(resp.read())
@@ -144,18 +157,20 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 def _register_others(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The commands of other modules (routes, audit, report, describe, openapi); serving
+    """The commands of other modules (routes, audit, report, describe, openapi, diff); serving
     needs none of those modules, so they are imported only for a command line that may
     name one of them (or asks for help)."""
     from gateway.audit.cli import register as register_audit
     from gateway.describe import register as register_describe
     from gateway.describe.routes import register as register_routes
+    from gateway.diff import register as register_diff
     from gateway.openapi import register as register_openapi
 
     register_routes(sub)
     register_audit(sub)
     register_describe(sub)
     register_openapi(sub)
+    register_diff(sub)
 
 
 class _Parser(argparse.ArgumentParser):

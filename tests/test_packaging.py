@@ -299,7 +299,7 @@ def test_unit_settings() -> None:
         "Type": "notify",
         "NotifyAccess": "main",
         "WatchdogSec": "30",
-        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "ExecReload": f"{GATEWAY_BIN} reload -c {CONFIG_PATH}",
         "User": "lc2-gateway",
         "Group": "lc2-gateway",
         "DynamicUser": "no",
@@ -337,12 +337,14 @@ def test_image_and_unit_run_the_same_command() -> None:
     assert pre == [[GATEWAY_BIN, "check", "-c", CONFIG_PATH]]
 
 
-@pytest.mark.parametrize("command", ["serve", "check"])
+@pytest.mark.parametrize(
+    ("command", "key"), [("serve", "ExecStart"), ("check", "ExecStartPre"), ("reload", "ExecReload")]
+)
 def test_cli_accepts_the_packaged_command(
-    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The real CLI parses the argv (a usage error would exit 2); a missing config is 1."""
-    argv = exec_argv(unit_values("ExecStart" if command == "serve" else "ExecStartPre")[0])[1:]
+    argv = exec_argv(unit_values(key)[0])[1:]
     assert argv[:3] == [command, "-c", CONFIG_PATH]
     assert main([*argv[:2], str(tmp_path / "absent.yaml")]) == 1
     printed = capsys.readouterr()

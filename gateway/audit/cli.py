@@ -32,6 +32,20 @@ __all__ = ["register"]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if not args.textfile:
+        return _verify(args)
+    from gateway.audit.verify_metrics import write_textfile
+
+    try:
+        code = _verify(args)
+    except Fail:
+        write_textfile(Path(args.textfile), exit_code=1)
+        raise
+    write_textfile(Path(args.textfile), exit_code=code)
+    return code
+
+
+def _verify(args: argparse.Namespace) -> int:
     from gateway.audit.retention import check_archive
     from gateway.audit.verify import Finding, verify_store
 
@@ -217,6 +231,10 @@ def register(sub: Any) -> None:
     p.add_argument("--timezone", default="Asia/Bangkok", help="without -c: the audit's zone")
     p.add_argument("--json", action="store_true", help="findings as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="also show open segments")
+    p.add_argument(
+        "--textfile",
+        help="also write the outcome for the node exporter's textfile collector (a .prom file)",
+    )
     p.set_defaults(func=run(_cmd_verify))
 
     p = cmds.add_parser("seal", help="seal closed segments now (the gateway does it by itself)")
@@ -233,7 +251,7 @@ def register(sub: Any) -> None:
     p.add_argument("--service")
     p.add_argument("--consumer")
     p.add_argument("--status", help="200, 403 ... or ok, error, 4xx, 5xx")
-    p.add_argument("--kind", choices=["data", "sandbox", "unrouted"])
+    p.add_argument("--kind", choices=["data", "sandbox", "unrouted", "reload"])
     p.add_argument("--request-id")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")

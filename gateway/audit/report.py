@@ -176,6 +176,8 @@ class _Pass:
         self.totals: collections.Counter[str] = collections.Counter()
 
     def add(self, r: Mapping[str, Any]) -> None:
+        if r["kind"] == "reload":  # a config change, not a call
+            return
         t = dt.datetime.fromisoformat(str(r["ts"])).astimezone(self.tz)
         day = t.date()
         office, officer, service = r["office"] or "-", r["officer"] or "-", r["service"] or "-"
