@@ -29,7 +29,16 @@ from gateway.audit.report import MonthlyReport, build_monthly
 from gateway.audit.search import rows
 from gateway.audit.store_sqlite import SqliteStore
 from gateway.observe import CallRecord
-from tests.audit_support import at, call, cli, pid_for, settings, write_calls, write_config
+from tests.audit_support import (
+    at,
+    call,
+    cli,
+    pid_for,
+    running_smtp,
+    settings,
+    write_calls,
+    write_config,
+)
 from tests.support import make_pid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,3 +319,42 @@ def test_public_holidays_of_a_year_no_file_covers_and_a_warning(tmp_path: Path) 
     for name in ("report-2027-01.md", "report-2027-01.html"):
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert "no holiday calendar file covers 2027" in text
+
+
+def test_the_previous_month_mailed_to_the_local_mail_system(
+    month: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import email
+    import email.policy
+
+    from gateway.audit import cli_query
+
+    class November(dt.datetime):  # the timer's run on the 1st, in Bangkok
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> November:
+            return cls(2026, 11, 1, 7, 0, tzinfo=tz)
+
+    monkeypatch.setattr(
+        cli_query, "dt", type("dt", (), {"datetime": November, "timedelta": dt.timedelta})
+    )
+    monkeypatch.setenv("LC2_REPORT_MAIL_TO", "head-of-unit@example.go.th, pdpa@example.go.th")
+    with running_smtp() as smtp:
+        code, _, err = cli(
+            "report", "monthly", "-c", str(month), "--month", "previous",
+            "--out-dir", str(tmp_path), "--smtp", smtp.address, "--no-verify",
+        )  # fmt: skip
+        assert code == 0, err
+        [raw] = smtp.messages
+    assert "mailed to head-of-unit@example.go.th, pdpa@example.go.th" in err
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["To"] == "head-of-unit@example.go.th, pdpa@example.go.th"
+    assert "2026-10" in msg["Subject"] and "รายงาน" in msg["Subject"]
+    body = msg.get_body(("plain",))
+    assert body is not None and "รายงานการเข้าถึงข้อมูลประจำเดือนตุลาคม 2569" in body.get_content()
+    names = sorted(str(a.get_filename()) for a in msg.iter_attachments())
+    assert names == [
+        "report-2026-10.anomalies.csv",
+        "report-2026-10.html",
+        "report-2026-10.usage.csv",
+    ]
+    assert (tmp_path / "report-2026-10.md").exists()  # the files stay in the directory too

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -295,10 +296,19 @@ def register(sub: Any) -> None:
     rcmds = report.add_subparsers(dest="report_command", required=True)
     p = rcmds.add_parser("monthly", help="per office, officer, service; anomalies to review")
     p.add_argument("-c", "--config", required=True)
-    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--month", required=True, help="YYYY-MM, or 'previous' (the month before this)")
     p.add_argument("--format", choices=["md", "html", "csv", "anomalies-csv"], default="md")
     p.add_argument("-o", "--output", help="file (default: standard output)")
     p.add_argument("--out-dir", help="write all four forms into this directory")
     p.add_argument("--include-archives", action="store_true")
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check")
+    p.add_argument(
+        "--mail-to",
+        action="append",
+        default=[a.strip() for a in os.environ.get("LC2_REPORT_MAIL_TO", "").split(",")],
+        help="also mail the --out-dir files to this address (repeat; default "
+        "$LC2_REPORT_MAIL_TO, comma-separated)",
+    )
+    p.add_argument("--mail-from", help="sender address (default lc2-gateway@this host)")
+    p.add_argument("--smtp", default="localhost:25", help="the local mail system (HOST:PORT)")
     p.set_defaults(func=run(cmd_monthly))

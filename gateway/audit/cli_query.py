@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import smtplib
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -152,6 +154,12 @@ def cmd_monthly(args: argparse.Namespace) -> int:
     settings = load(args.config)
     audit: AuditSettings = settings.audit
     assert audit.report is not None
+    if args.month == "previous":  # what a timer on the 1st asks for, in the audit's zone
+        today = dt.datetime.now(ZoneInfo(audit.timezone)).date()
+        args.month = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    mail_to = [a for a in args.mail_to or [] if a]
+    if mail_to and not args.out_dir:
+        raise Fail("--mail-to needs --out-dir: the files written are the ones sent", 2)
     reader = open_store(audit)
     try:
 
@@ -192,9 +200,20 @@ def cmd_monthly(args: argparse.Namespace) -> int:
         d = Path(args.out_dir)
         d.mkdir(parents=True, exist_ok=True)
         names = {"md": "md", "html": "html", "csv": "usage.csv", "anomalies-csv": "anomalies.csv"}
-        for fmt, ext in names.items():
-            (d / f"report-{args.month}.{ext}").write_text(renders[fmt](report), encoding="utf-8")
+        written = [d / f"report-{args.month}.{ext}" for ext in names.values()]
+        for fmt, path in zip(names, written, strict=True):
+            path.write_text(renders[fmt](report), encoding="utf-8")
         print(f"wrote {len(names)} files to {d}", file=sys.stderr)
+        if mail_to:
+            from gateway.audit.report_mail import send_report
+
+            try:
+                send_report(
+                    written, month=args.month, to=mail_to, sender=args.mail_from, smtp=args.smtp
+                )
+            except (OSError, smtplib.SMTPException) as exc:
+                raise Fail(f"the report is in {d}, but mailing it failed: {exc}") from None
+            print(f"mailed to {', '.join(mail_to)} through {args.smtp}", file=sys.stderr)
     else:
         out = output(args.output)
         try:
