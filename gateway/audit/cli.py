@@ -266,7 +266,13 @@ def register(sub: Any) -> None:
     filter_args(p)
     p.add_argument("--include-sandbox", action="store_true", help="also sandbox calls")
     p.add_argument("--all-params", action="store_true", help="also other hashed parameters")
-    p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "jsonl", "letter"],
+        default="table",
+        help="letter: the bilingual A4 letter (HTML) for the citizen who asked",
+    )
+    p.add_argument("--department", help="the department's name on the letter")
     p.add_argument("--include-archives", action="store_true")
     p.add_argument("-o", "--output")
     p.set_defaults(func=run(cmd_who))

@@ -99,7 +99,8 @@ def cmd_who(args: argparse.Namespace) -> int:
     from gateway.audit.search import Filter
     from gateway.transforms import is_valid_pid
 
-    audit: AuditSettings = load(args.config).audit
+    settings = load(args.config)
+    audit: AuditSettings = settings.audit
     pid = _digits(args.pid) or ""
     if not is_valid_pid(pid):
         raise Fail("not a valid 13-digit citizen ID (check digit)", 2)
@@ -123,7 +124,45 @@ def cmd_who(args: argparse.Namespace) -> int:
         "rows",
         "request_id",
     )
+    if args.format == "letter":
+        return _letter(args, settings, flt, columns, pid)
     return _emit(args, audit, flt, columns, args.format)
+
+
+def _letter(args: argparse.Namespace, settings: Any, flt: Any, columns: Any, pid: str) -> int:
+    from gateway.audit.letter import accesses, render_letter
+    from gateway.audit.search import rows
+
+    audit: AuditSettings = settings.audit
+    tz = ZoneInfo(audit.timezone)
+    names = {
+        n: f"{s.description_th or s.description or n} ({n})" for n, s in settings.services.items()
+    }
+    reader = open_store(audit)
+    try:
+        check_key(reader, audit)
+        archive_dir = audit.archive_dir if args.include_archives else None
+        found = accesses(rows(reader, flt, columns, archive_dir=archive_dir), tz, names)
+    except (StoreError, OSError, ValueError) as exc:
+        raise Fail(str(exc)) from None
+    finally:
+        reader.close()
+    period = (args.since or "…", args.until or "…") if args.since or args.until else None
+    page = render_letter(
+        found,
+        pid=pid,
+        period=period,
+        department=args.department,
+        today=dt.datetime.now(tz).date(),
+    )
+    out = output(args.output)
+    try:
+        out.write(page)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"{len(found)} record(s) in the letter", file=sys.stderr)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
