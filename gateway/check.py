@@ -19,11 +19,22 @@ from gateway.config.build import build_settings
 from gateway.config.loader import ConfigError, LoadedYaml, Problem, load_yaml
 from gateway.config.runtime import Settings
 
-__all__ = ["run_check"]
+__all__ = ["load_checked", "run_check"]
 
 
 def _problem(p: Problem) -> dict[str, Any]:
     return {"path": ".".join(map(str, p.path)), "line": p.line, "message": p.message}
+
+
+def load_checked(config: str) -> Settings | None:
+    """The settings of a file that passes ``check``, or None with its problems on stderr."""
+    try:
+        return build_settings(load_yaml(Path(config)), create_key_file=False)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p.render(exc.source or config), file=sys.stderr)
+        print(f"{config}: {len(exc.problems)} problem(s) found", file=sys.stderr)
+        return None
 
 
 def run_check(config: str, *, connect: bool, as_json: bool) -> int:

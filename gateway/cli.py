@@ -106,16 +106,12 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     settings = _load(args.config, create_key_file=False)
     if settings is None:
         return 1
-    if not settings.admin.enabled:
-        print("the admin listener is disabled: send SIGHUP to the process instead", file=sys.stderr)
-        return 2
-    from gateway.diff import admin_url, running_config, same_file
+    from gateway.diff import admin_url, running_or_exit, same_file
 
     # the gateway reloads the file it was started with: a check of another file proves nothing
-    running = running_config(settings)
-    if isinstance(running, str):
-        print(running, file=sys.stderr)
-        return 1
+    running = running_or_exit(settings, "send SIGHUP to the process instead")
+    if isinstance(running, int):
+        return running
     if not same_file(args.config, running["source"]):
         print(
             f"refused: the gateway runs {running['source']}, not {args.config}; "

@@ -18,12 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gateway.config.build import load_settings
-from gateway.config.loader import ConfigError
+from gateway.check import load_checked
 from gateway.config.runtime import Settings
 from gateway.config.summary import diff, render_changes, summarise
 
-__all__ = ["admin_url", "register", "running_config", "same_file"]
+__all__ = ["admin_url", "register", "running_config", "running_or_exit", "same_file"]
 
 
 def admin_url(settings: Settings, path: str) -> str:
@@ -51,21 +50,25 @@ def same_file(given: str, running: str) -> bool:
         return Path(given).resolve() == Path(running).resolve()
 
 
-def _cmd_diff(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(Path(args.config), create_key_file=False)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p.render(exc.source), file=sys.stderr)
-        print(f"{args.config}: {len(exc.problems)} problem(s) found", file=sys.stderr)
-        return 1
+def running_or_exit(settings: Settings, disabled: str) -> dict[str, Any] | int:
+    """The running gateway's summary, or the exit code after saying why there is none."""
     if not settings.admin.enabled:
-        print("the admin listener is disabled: the running config can not be read", file=sys.stderr)
+        print(f"the admin listener is disabled: {disabled}", file=sys.stderr)
         return 2
     running = running_config(settings)
     if isinstance(running, str):
         print(running, file=sys.stderr)
         return 1
+    return running
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    settings = load_checked(args.config)
+    if settings is None:
+        return 1
+    running = running_or_exit(settings, "the running config can not be read")
+    if isinstance(running, int):
+        return running
     new = summarise(settings)
     changes = diff(running, new)
     if args.json:
