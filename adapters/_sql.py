@@ -19,7 +19,7 @@ from pydantic import Field
 
 from gateway.adapter import OptionsModel, PrepareError
 
-__all__ = ["CompiledQuery", "SqlOperation", "compile_named"]
+__all__ = ["CompiledQuery", "SqlOperation", "compile_named", "limit_zero"]
 
 Style = Literal["qmark", "numeric", "format"]
 
@@ -122,3 +122,9 @@ def compile_named(
             out.append(c)
             i += 1
     return CompiledQuery(sql="".join(out), order=tuple(order), max_rows=max_rows)
+
+
+def limit_zero(sql: str) -> str:
+    """The query wrapped so it returns its columns and no row (``check --connect``);
+    every placeholder is bound to NULL, so nothing of a citizen is looked up."""
+    return f"SELECT * FROM ({sql.strip().rstrip(';').rstrip()}) AS lc2_columns LIMIT 0"

@@ -28,18 +28,18 @@ import asyncio
 import contextlib
 import re
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import asyncmy
 from asyncmy.charset import charset_by_name
 from asyncmy.connection import Connection
 from asyncmy.converters import escape_string
-from asyncmy.cursors import DictCursor, SSDictCursor
+from asyncmy.cursors import Cursor, DictCursor, SSDictCursor
 from asyncmy.errors import InterfaceError, MySQLError
 from pydantic import Field, SecretStr, field_validator
 
-from adapters._sql import CompiledQuery, SqlOperation, compile_named
+from adapters._sql import CompiledQuery, SqlOperation, compile_named, limit_zero
 from gateway.adapter import (
     BackendBusy,
     BackendError,
@@ -52,6 +52,8 @@ from gateway.adapter import (
 )
 
 __all__ = ["FACTORY", "MysqlAdapter", "MysqlFactory", "MysqlOptions"]
+
+_T = TypeVar("_T")
 
 READ_ONLY_COMMAND = "SET SESSION TRANSACTION READ ONLY"
 
@@ -282,6 +284,18 @@ class MysqlAdapter:
     async def _run(
         self, sql: str, args: Sequence[object] | None, max_rows: int
     ) -> list[dict[str, object]]:
+        async def read(cur: Cursor) -> list[dict[str, object]]:
+            rows: list[dict[str, object]] = await cur.fetchmany(max_rows)
+            return [dict(r) for r in rows]
+
+        return await self._cursor(sql, args, read)
+
+    async def _cursor(
+        self,
+        sql: str,
+        args: Sequence[object] | None,
+        read: Callable[[Cursor], Awaitable[_T]],
+    ) -> _T:
         pool, conn = await self._acquire()
         self._active += 1
         thread_id: int | None = conn.thread_id()
@@ -297,9 +311,9 @@ class MysqlAdapter:
                 # can be reused, so it saves memory, not work.
                 cur = conn.cursor(DictCursor)
                 await cur.execute(sql, args)
-                rows: list[dict[str, object]] = await cur.fetchmany(max_rows)
+                result = await read(cur)
                 await cur.close()
-            return [dict(r) for r in rows]
+            return result
         except TimeoutError:
             clean = False
             self._abandon(conn, thread_id)
@@ -364,6 +378,13 @@ class MysqlAdapter:
                 self._abandon(conn, thread_id)
             with contextlib.suppress(Exception):
                 pool.release(conn)
+    async def result_columns(self, operation: Any) -> list[str]:
+        op: CompiledQuery = operation
+
+        async def names(cur: Cursor) -> list[str]:
+            return [d[0] for d in cur.description or ()]
+
+        return await self._cursor(limit_zero(op.sql), (None,) * len(op.order), names)
 
     async def probe(self) -> None:
         await self._run(self._options.probe_query, None, 1)  # None: no % formatting

@@ -334,6 +334,16 @@ class PostgresAdapter:
             if not done:
                 conn.terminate()  # a statement stopped half-way: never back to the pool
             await self._release(pool, conn)
+    async def result_columns(self, operation: Any) -> list[str]:
+        op: CompiledQuery = operation
+        timeout = self._limits.query_timeout
+
+        async def call(conn: asyncpg.Connection) -> list[str]:
+            # a prepared statement describes its result; nothing is executed
+            stmt = await conn.prepare(op.sql, timeout=timeout)
+            return [a.name for a in stmt.get_attributes()]
+
+        return await self._run(call, ())
 
     async def probe(self) -> None:
         timeout = self._limits.query_timeout

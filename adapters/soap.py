@@ -53,6 +53,7 @@ from adapters._http import (
     transport_error,
 )
 from adapters._template import Rendered, compile_template
+from adapters._wsdl_rows import row_columns
 from adapters._xml import (
     MalformedDocument,
     RowPath,
@@ -393,6 +394,13 @@ class SoapAdapter:
             await http.head(address, timeout=self._limits.query_timeout)
         except httpx.HTTPError as exc:
             raise transport_error(exc, self._limits.query_timeout) from None
+
+    async def result_columns(self, operation: Any) -> list[str] | None:
+        call: PreparedCall = operation
+        ops = _operations(await self._ready())
+        if call.name not in ops:
+            raise PrepareError(f"operation {call.name!r} is not in the WSDL", ("name",))
+        return row_columns(ops[call.name], call.rows)
 
     def pool_stats(self) -> PoolStats:
         return PoolStats(size=open_connections(self._http), in_use=self._slots.in_use)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import aiosqlite
 from pydantic import Field
 
-from adapters._sql import CompiledQuery, SqlOperation, compile_named
+from adapters._sql import CompiledQuery, SqlOperation, compile_named, limit_zero
 from gateway.adapter import (
     BackendBusy,
     BackendError,
@@ -178,6 +178,16 @@ class SqliteAdapter:
             except TimeoutError:
                 await conn.interrupt()
                 raise BackendTimeout(f"a batch exceeded {timeout:g}s") from None
+    async def result_columns(self, operation: Any) -> list[str]:
+        op: CompiledQuery = operation
+        async with self._connection() as conn:
+            try:
+                async with asyncio.timeout(self._limits.query_timeout):
+                    async with conn.execute(limit_zero(op.sql), [None] * len(op.order)) as cur:
+                        return [d[0] for d in cur.description or ()]
+            except TimeoutError:
+                await conn.interrupt()
+                raise BackendTimeout(f"query exceeded {self._limits.query_timeout:g}s") from None
             except sqlite3.Error as exc:
                 raise BackendError(f"sqlite: {exc}") from None
 

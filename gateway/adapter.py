@@ -26,7 +26,7 @@ cancel work on the server (asyncpg cancels the query, SQLite interrupts it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -57,6 +57,7 @@ __all__ = [
     "BackendTLSError",
     "BackendTimeout",
     "BackendUnavailable",
+    "DescribesResult",
     "OptionsModel",
     "PoolStats",
     "PrepareError",
@@ -125,6 +126,20 @@ class StreamingAdapter(Adapter, Protocol):
         """Rows of a prepared operation, at most ``batch`` at a time, through a server-side
         cursor (memory bounded by the batch, not the table; ``max_rows`` does not apply);
         each batch within ``query_timeout``.  Stopping early ends the statement."""
+
+
+@runtime_checkable
+class DescribesResult(Protocol):
+    """An adapter that can tell, without reading data, what a prepared operation returns.
+
+    ``check --connect`` compares these names with the output columns of each
+    service, so a misspelt column fails the check instead of being served as
+    null.  Optional: an adapter without it is only opened and probed.
+    """
+
+    async def result_columns(self, operation: Any) -> Collection[str] | None:
+        """The result's column names (as ``fetch`` keys rows), or None if they can not be
+        known; raise :class:`PrepareError` when the operation does not fit the backend."""
 
 
 class AdapterFactory(Protocol):

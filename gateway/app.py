@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from gateway.config.summary import summarise
 from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
 from gateway.request import authenticate
 from gateway.respond import error_response, json_response
@@ -199,6 +200,10 @@ def build_admin_app(rt: Runtime) -> web.Application:
         status, body = gateway_health(rt)
         return json_response(body, status=status)
 
+    async def config(_: web.Request) -> web.StreamResponse:
+        # what `lc2-gateway diff` and `reload` compare a file with: no secret in it
+        return json_response(summarise(rt.settings))
+
     async def reload(_: web.Request) -> web.StreamResponse:
         ok, message = await rt.reload(Path(rt.settings.source))
         return json_response({"reloaded": ok, "message": message}, status=200 if ok else 400)
@@ -207,6 +212,7 @@ def build_admin_app(rt: Runtime) -> web.Application:
     app.router.add_get("/live", live)
     app.router.add_get("/ready", ready)
     app.router.add_get("/health", health)
+    app.router.add_get("/-/config", config)
     app.router.add_post("/-/reload", reload)
     app.router.add_get("/openapi.json", _openapi(rt))
     app.router.add_routes(status_routes(rt, gateway_health))

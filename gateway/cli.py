@@ -1,7 +1,8 @@
 """``lc2-gateway`` command line.
 
 Exit codes: 0 success; 1 the config, the input or the running gateway said
-no; 2 usage error (argparse) or a setting the command needs is missing.
+no; 2 usage error (argparse) or a setting the command needs is missing;
+3 ``serve`` could not start: a port in use or a permission missing.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from gateway.auth import hash_password
 from gateway.config.build import load_settings
@@ -58,36 +61,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
         finally:
             listener.stop()
-    from gateway.server import run
+    from gateway.server import ListenError, run
 
     listener = setup_logging(settings.logging.level)
     try:
         run(settings)
+    except ListenError as exc:
+        return _cannot_start(str(exc))
+    except PermissionError as exc:
+        return _cannot_start(f"permission denied: {exc.filename or exc}")
     finally:
         listener.stop()
     return 0
 
 
+def _cannot_start(message: str) -> int:
+    print(f"lc2-gateway: {message}", file=sys.stderr)
+    return 3
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(Path(args.config), create_key_file=False)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p.render(exc.source))
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-        return 1
-    print(f"{args.config}: OK (config version {settings.version})")
-    for name, svc in sorted(settings.services.items()):
-        print(
-            f"  {name}: GET {svc.data_path}  sandbox {svc.sandbox_path}  health {svc.health_path}"
-        )
-    if args.connect:
-        import asyncio
+    from gateway.check import run_check
 
-        from gateway.describe.connect import check_backends, print_report
-
-        return print_report(asyncio.run(check_backends(settings)))
-    return 0
+    return run_check(args.config, connect=args.connect, as_json=args.json)
 
 
 def _cmd_passwd(args: argparse.Namespace) -> int:
@@ -110,11 +106,20 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     settings = _load(args.config, create_key_file=False)
     if settings is None:
         return 1
-    if not settings.admin.enabled:
-        print("the admin listener is disabled: send SIGHUP to the process instead", file=sys.stderr)
-        return 2
-    host = "127.0.0.1" if settings.admin.host in ("0.0.0.0", "::") else settings.admin.host
-    url = f"http://{host}:{settings.admin.port}/-/reload"
+    from gateway.diff import admin_url, running_or_exit, same_file
+
+    # the gateway reloads the file it was started with: a check of another file proves nothing
+    running = running_or_exit(settings, "send SIGHUP to the process instead")
+    if isinstance(running, int):
+        return running
+    if not same_file(args.config, running["source"]):
+        print(
+            f"refused: the gateway runs {running['source']}, not {args.config}; "
+            "edit that file (see `lc2-gateway diff -c FILE`) and reload it",
+            file=sys.stderr,
+        )
+        return 1
+    url = admin_url(settings, "/-/reload")
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as resp:
             body = json.loads(resp.read())
@@ -149,12 +154,13 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
 
 def _register_others(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The commands of other modules (routes, audit, report, describe, openapi, scaffold,
-    profile); serving
+    profile, diff); serving
     needs none of those modules, so they are imported only for a command line that may
     name one of them (or asks for help)."""
     from gateway.audit.cli import register as register_audit
     from gateway.describe import register as register_describe
     from gateway.describe.routes import register as register_routes
+    from gateway.diff import register as register_diff
     from gateway.openapi import register as register_openapi
     from gateway.profile import register as register_profile
     from gateway.scaffold import register as register_scaffold
@@ -165,14 +171,27 @@ def _register_others(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     register_openapi(sub)
     register_scaffold(sub)
     register_profile(sub)
+    register_diff(sub)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Names every subcommand in its usage, also when only some were registered."""
+
+    complete: Callable[[], None] | None = None
+
+    def error(self, message: str) -> NoReturn:
+        complete, self.complete = self.complete, None
+        if complete is not None:
+            complete()
+        super().error(message)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lc2-gateway",
         description="Serve legacy systems as DOPA Linkage Center 2 (LC2) data providers.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("-c", "--config", required=True, help="YAML config file")
@@ -185,13 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("check", help="validate a config; print each problem with its line")
+    p = sub.add_parser(
+        "check", help="validate a config; print every problem with its line (on stderr)"
+    )
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument(
         "--connect",
         action="store_true",
-        help="also open and probe every backend (exit 1 if any fails)",
+        help="also open and probe every backend and compare each service's output columns "
+        "with what its query or WSDL returns (exit 1 if anything fails)",
     )
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("reload", help="validate a config, then make the running gateway load it")
@@ -207,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if not words or words[0] not in _OWN:
         _register_others(sub)
+    else:  # a usage error still lists them all
+        parser.complete = lambda: _register_others(sub)
 
     p = sub.add_parser("passwd", help="hash a consumer password for password_hash")
     p.add_argument("--stdin", action="store_true", help="read the password from stdin")

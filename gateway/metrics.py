@@ -13,7 +13,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -172,6 +181,11 @@ class Metrics:
         self, registry: CollectorRegistry, *, services: list[str], backends: list[str], version: str
     ) -> None:
         self.registry = registry
+        # memory, CPU and file descriptors of this process, and the interpreter's
+        # collector: the memory targets are watched here, not only in benchmarks
+        # (the library's own instances: a new GCCollector would add a gc callback per registry)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
         self.requests = Counter(
             f"{PREFIX}_requests",
             "Calls answered, by service, kind, HTTP status and gateway code",

@@ -26,6 +26,7 @@ from gateway.breaker import Breaker
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError
 from gateway.config.runtime import Backend, Settings
+from gateway.errors import GatewayError
 from gateway.guard import BackendGuard, Bulkhead, RetryBudget
 from gateway.health import HealthMonitor
 from gateway.logs import AccessLog
@@ -34,7 +35,9 @@ from gateway.metrics import Metrics
 from gateway.observe import Hub
 from gateway.pipeline import Pipeline
 from gateway.quota import QuotaStore
+from gateway.reload import reload_record
 from gateway.router import Router
+from gateway.sdnotify import notify, reloading
 from gateway.status import StatusObserver
 
 __all__ = ["Generation", "Runtime", "build_runtime"]
@@ -168,7 +171,17 @@ class Runtime:
         await self.quotas.close()
 
     async def reload(self, path: Path) -> tuple[bool, str]:
-        """Validate ``path`` and swap it in; on any problem the running config stays."""
+        """Validate ``path`` and swap it in; on any problem the running config stays.
+
+        systemd hears RELOADING=1 first and READY=1 with the outcome last, so
+        ``systemctl reload`` returns once the reload is applied or refused.
+        """
+        reloading()
+        ok, message = await self._swap(path)
+        notify("READY=1", f"STATUS={'reloaded' if ok else 'reload refused'}: {message}"[:200])
+        return ok, message
+
+    async def _swap(self, path: Path) -> tuple[bool, str]:
         async with self._reload_lock:
             try:
                 settings = await asyncio.to_thread(load_settings, path)
@@ -189,6 +202,13 @@ class Runtime:
                 self.metrics.on_reload(False)
                 log.error("config reload failed while opening backends, old config kept: %s", exc)
                 return False, f"opening backends: {exc}"
+            try:  # no change of grants that the trail does not have
+                await self.audit.commit(reload_record(self.settings, settings))
+            except GatewayError as exc:
+                await new.retire(deadline=0)
+                self.metrics.on_reload(False)
+                log.error("config reload refused, the audit did not record it: %s", exc)
+                return False, f"the audit did not record the reload: {exc.detail or exc}"
             old, self.current = self.current, new
             self.audit.services = settings.services
             self.quotas.configure(settings.quotas)

@@ -1,4 +1,4 @@
-"""systemd's notify protocol: READY, STOPPING, STATUS and watchdog pings.
+"""systemd's notify protocol: READY, RELOADING, STOPPING, STATUS and watchdog pings.
 
 The protocol is one datagram on the socket named by ``$NOTIFY_SOCKET``; the
 Python packages for it are unmaintained, and the whole of it is these few
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
-__all__ = ["notify", "watchdog_interval"]
+__all__ = ["notify", "reloading", "watchdog_interval"]
 
 
 def notify(*states: str) -> bool:
@@ -38,3 +39,8 @@ def watchdog_interval() -> float | None:
         return max(0.5, int(usec) / 1_000_000 / 2)
     except ValueError:
         return None
+
+
+def reloading() -> bool:
+    """RELOADING=1 with the CLOCK_MONOTONIC time systemd matches it with; READY=1 ends it."""
+    return notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +37,29 @@ from gateway.security.headers import SERVER_NAME, security_headers
 from gateway.security.listener import ListenerSite, RejectCounter, handler_args
 from gateway.security.redact import REDACTOR
 
-__all__ = ["run", "serve"]
+__all__ = ["ListenError", "run", "serve"]
 
 log = logging.getLogger("lc2_gateway.server")
+
+
+class ListenError(Exception):
+    """A listener that can not be opened: the port is taken or the user may not bind it."""
+
+
+async def _start(site: ListenerSite, what: str, host: str, port: int) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        # the event loop's own text repeats the address: the system's words are enough
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (another process listens there: choose another port or stop it)"
+        elif exc.errno == errno.EACCES:
+            hint = " (ports below 1024 need CAP_NET_BIND_SERVICE)"
+        raise ListenError(
+            f"cannot open the {what} listener on {host}:{port}: {reason}{hint}"
+        ) from None
 
 
 async def _watchdog(interval: float) -> None:
@@ -102,12 +124,12 @@ async def serve(
             reuse_address=True,
             reuse_port=worker is not None,
         )
-        await site.start()
+        await _start(site, "LC2", listen.host, listen.port)
         if settings.admin.enabled:
             admin_runner = web.AppRunner(build_admin_app(rt), handle_signals=False, **limits)
             await admin_runner.setup()
             admin_port = settings.admin.port + (worker or 0)
-            await ListenerSite(
+            admin_site = ListenerSite(
                 admin_runner,
                 settings.admin.host,
                 admin_port,
@@ -115,7 +137,8 @@ async def serve(
                 header_timeout=listen.header_timeout,
                 render=_renderer(rt, tls=False),
                 on_reject=rejected,
-            ).start()
+            )
+            await _start(admin_site, "admin", settings.admin.host, admin_port)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(

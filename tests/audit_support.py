@@ -14,7 +14,9 @@ import errno
 import io
 import os
 import secrets
+import socketserver
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -49,12 +51,14 @@ __all__ = [
     "TAIL",
     "TAMPERING",
     "Served",
+    "SmtpServer",
     "at",
     "call",
     "cli",
     "fill_disk",
     "fill_store",
     "pid_for",
+    "running_smtp",
     "serving_config",
     "settings",
     "sql",
@@ -406,3 +410,63 @@ def served_on_small_disk(tmp_path: Path, **audit: Any) -> Iterator[tuple[Served,
     finally:
         with contextlib.suppress(ProcessLookupError):
             assert served.stop() == 0, served.output()
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP to take one message: the local mail system in the report tests."""
+
+    server: SmtpServer
+
+    def handle(self) -> None:
+        def reply(text: str) -> None:
+            self.wfile.write(text.encode("ascii") + b"\r\n")
+
+        reply("220 test ESMTP")
+        data: list[bytes] | None = None
+        for raw in self.rfile:
+            line = raw.rstrip(b"\r\n")
+            if data is not None:
+                if line == b".":
+                    self.server.messages.append(b"\r\n".join(data))
+                    data = None
+                    reply("250 queued")
+                else:
+                    data.append(line[1:] if line.startswith(b"..") else line)
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                reply("250-test")
+                reply("250 8BITMIME")
+            elif verb == b"DATA":
+                data = []
+                reply("354 end with .")
+            elif verb == b"QUIT":
+                reply("221 bye")
+                return
+            else:
+                reply("250 ok")
+
+
+class SmtpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SmtpHandler)
+        self.messages: list[bytes] = []
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+@contextlib.contextmanager
+def running_smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

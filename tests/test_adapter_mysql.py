@@ -21,6 +21,7 @@ from gateway.adapter import (
     BackendLimits,
     BackendTimeout,
     BackendUnavailable,
+    DescribesResult,
     PoolStats,
 )
 from tests.support import wait_until
@@ -484,3 +485,15 @@ async def test_close_with_a_query_in_flight(db: Any) -> None:
     with pytest.raises((BackendTimeout, BackendUnavailable)):
         await slow
     await _wait_gone(db, "lc2_close_marker")
+
+
+async def test_result_columns_from_a_limit_0_form(adapter: MysqlAdapter) -> None:
+    op = _op(
+        "SELECT pid AS REG_NO, birth_char, '100%' AS pct FROM person WHERE pid = :pid "
+        "ORDER BY pid LIMIT 5;",
+        "pid",
+    )
+    assert isinstance(adapter, DescribesResult)
+    assert await adapter.result_columns(op) == ["REG_NO", "birth_char", "pct"]
+    with pytest.raises(BackendError, match="REG_NUM"):
+        await adapter.result_columns(_op("SELECT REG_NUM FROM person WHERE pid = :pid", "pid"))

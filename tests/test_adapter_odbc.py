@@ -42,6 +42,7 @@ from gateway.adapter import (
     BackendLimits,
     BackendTimeout,
     BackendUnavailable,
+    DescribesResult,
     PoolStats,
 )
 from gateway.transforms import redecode_thai
@@ -432,6 +433,19 @@ async def test_same_rows_as_the_native_adapter(target: Target, adapter: OdbcAdap
             assert left[0]["fullname"] == p["FULLNAME"]
     finally:
         await native.close()
+
+
+async def test_result_columns_are_described_without_reading(
+    target: Target, adapter: OdbcAdapter
+) -> None:
+    op = _op(f"SELECT PID AS REG_NO, FULLNAME FROM odbc_person WHERE {PID_WHERE};", "pid")
+    assert isinstance(adapter, DescribesResult)
+    columns = await adapter.result_columns(op)
+    assert [c.lower() for c in columns or ()] == ["reg_no", "fullname"], target.name
+    with pytest.raises(BackendError):
+        await adapter.result_columns(
+            _op(f"SELECT REG_NUM FROM odbc_person WHERE {PID_WHERE}", "pid")
+        )
 
 
 async def test_no_match_and_max_rows(target: Target, adapter: OdbcAdapter) -> None:

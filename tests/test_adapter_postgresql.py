@@ -21,6 +21,7 @@ from gateway.adapter import (
     BackendLimits,
     BackendTimeout,
     BackendUnavailable,
+    DescribesResult,
     PoolStats,
 )
 from tests.support import wait_until
@@ -440,3 +441,11 @@ async def test_close_with_a_query_in_flight(pg_dsn: str) -> None:
     assert time.monotonic() - started < 2.0
     with pytest.raises((BackendTimeout, BackendUnavailable)):
         await slow
+
+
+async def test_result_columns_come_from_a_prepared_statement(adapter: PostgresAdapter) -> None:
+    op = _op('SELECT pid AS "REG_NO", first_name FROM person WHERE trim(pid) = :pid;', "pid")
+    assert isinstance(adapter, DescribesResult)
+    assert await adapter.result_columns(op) == ["REG_NO", "first_name"]
+    with pytest.raises(BackendError, match="reg_num"):
+        await adapter.result_columns(_op("SELECT reg_num FROM person WHERE pid = :pid", "pid"))

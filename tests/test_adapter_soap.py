@@ -32,6 +32,7 @@ from gateway.adapter import (
     BackendTimeout,
     BackendTLSError,
     BackendUnavailable,
+    DescribesResult,
     PrepareError,
 )
 from gateway.app import build_app, build_runtime
@@ -139,6 +140,24 @@ async def test_rows_by_element_path_soap11(soap11: SoapServer) -> None:
         assert first["vessel.grossTonnage"] == "28" and first["issueDate"] == "2023-04-01"
         assert await adapter.fetch(prepared(opts), {"personalId": PEOPLE[1]["pid"]}) == []
         assert adapter.pool_stats().in_use == 0
+
+
+async def test_result_columns_and_row_path_from_the_wsdl_types(soap11: SoapServer) -> None:
+    opts = options(endpoint=soap11.url)
+    async with opened(opts) as adapter:
+        assert isinstance(adapter, DescribesResult)
+        calls = soap11.calls
+        columns = await adapter.result_columns(prepared(opts))
+        rows = await adapter.fetch(prepared(opts), {"personalId": OWNER})
+        assert columns is not None and set(rows[0]) <= set(columns)  # what an answer has
+        assert {"licenceNo", "owner.firstName", "vessel.grossTonnage"} <= set(columns)
+        assert soap11.calls == calls + 1  # the WSDL answered; the service was called once
+        wrong = prepared(opts, rows="GetVesselLicencesResponse/GetVesselLicencesResult/License")
+        with pytest.raises(PrepareError, match=r"no element <License>.*it has: Licence") as err:
+            await adapter.result_columns(wrong)
+        assert err.value.path == ("rows",)
+        with pytest.raises(PrepareError, match="is <GetVesselLicencesResponse>, not <Reply>"):
+            await adapter.result_columns(prepared(opts, rows="Reply/Licence"))
 
 
 async def test_soap12_wsdl_from_url_digest_token(soap12: SoapServer) -> None:

@@ -23,12 +23,22 @@ from xml.etree import ElementTree
 import pytest
 
 from gateway.audit import AuditWriter
-from gateway.audit.config import load_holidays
-from gateway.audit.report import build_monthly
+from gateway.audit.calendar import month_calendar
+from gateway.audit.config import load_calendar
+from gateway.audit.report import MonthlyReport, build_monthly
 from gateway.audit.search import rows
 from gateway.audit.store_sqlite import SqliteStore
 from gateway.observe import CallRecord
-from tests.audit_support import at, call, cli, pid_for, settings, write_calls, write_config
+from tests.audit_support import (
+    at,
+    call,
+    cli,
+    pid_for,
+    running_smtp,
+    settings,
+    write_calls,
+    write_config,
+)
 from tests.support import make_pid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +51,9 @@ NO_GRANT_OFFICER = make_pid("110200000077")
 
 
 def _working_days(first: str, last: str) -> list[dt.date]:
-    holidays = load_holidays(HOLIDAYS)
     d, end, out = dt.date.fromisoformat(first), dt.date.fromisoformat(last), []
+    overlay, years = load_calendar(HOLIDAYS)
+    holidays = month_calendar(d, end, overlay.items(), years).days
     while d <= end:
         if d.isoweekday() <= 5 and d not in holidays:
             out.append(d)
@@ -190,20 +201,25 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
-def _flagged(config: Path) -> set[tuple[str, str, str]]:
+def _report(config: Path, month: str) -> MonthlyReport:
     s = settings(config)
     assert s.audit.report is not None
     store = SqliteStore.open(s.audit.path)
     try:
-        report = build_monthly(
+        return build_monthly(
             lambda flt, cols: rows(store, flt, cols),
-            "2026-10",
+            month,
             s.audit.report,
             s.audit.timezone,
             s.consumers,
         )
     finally:
         store.close()
+
+
+def _flagged(config: Path) -> set[tuple[str, str, str]]:
+    report = _report(config, "2026-10")
+    assert report.calendar_warnings == []  # the shipped calendar covers 2026
     return {
         (a.kind, a.office if a.kind == "no_grant" else a.officer, a.day.isoformat())
         for a in report.anomalies
@@ -271,3 +287,74 @@ def test_no_citizen_id_in_any_report_form(month: Path, tmp_path: Path) -> None:
         )
         assert code == 0 and pid not in out
     assert f"{pid[0]}-xxxx-xxxxx-x{pid[11]}-{pid[12]}" in out  # the masked hint instead
+
+
+def test_public_holidays_of_a_year_no_file_covers_and_a_warning(tmp_path: Path) -> None:
+    import asyncio
+
+    config = write_config(tmp_path, report={"holidays": [str(HOLIDAYS)]})
+    officer = OFFICERS[0]
+    traffic = [
+        call(at("2027-01-01", "10:00", 0), pid=pid_for(1), officer=officer),  # New Year's Day
+        call(at("2027-01-04", "10:00", 0), pid=pid_for(2), officer=officer),  # a Monday
+    ]
+
+    async def fill() -> None:
+        s = settings(config)
+        w = AuditWriter(s.audit, s.services)
+        await w.start()
+        await write_calls(w, traffic)
+        await w.close()
+
+    asyncio.run(fill())
+    report = _report(config, "2027-01")
+    assert report.holidays[dt.date(2027, 1, 1)] == "วันขึ้นปีใหม่"
+    [off] = [a for a in report.anomalies if a.kind == "off_hours"]
+    assert off.day == dt.date(2027, 1, 1) and "public holiday" in off.detail
+    assert len(report.calendar_warnings) == 1 and "2027" in report.calendar_warnings[0]
+    code, _, err = cli(
+        "report", "monthly", "-c", str(config), "--month", "2027-01", "--out-dir", str(tmp_path)
+    )
+    assert code == 0, err
+    for name in ("report-2027-01.md", "report-2027-01.html"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert "no holiday calendar file covers 2027" in text
+
+
+def test_the_previous_month_mailed_to_the_local_mail_system(
+    month: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import email
+    import email.policy
+
+    from gateway.audit import cli_query
+
+    class November(dt.datetime):  # the timer's run on the 1st, in Bangkok
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> November:
+            return cls(2026, 11, 1, 7, 0, tzinfo=tz)
+
+    monkeypatch.setattr(
+        cli_query, "dt", type("dt", (), {"datetime": November, "timedelta": dt.timedelta})
+    )
+    monkeypatch.setenv("LC2_REPORT_MAIL_TO", "head-of-unit@example.go.th, pdpa@example.go.th")
+    with running_smtp() as smtp:
+        code, _, err = cli(
+            "report", "monthly", "-c", str(month), "--month", "previous",
+            "--out-dir", str(tmp_path), "--smtp", smtp.address, "--no-verify",
+        )  # fmt: skip
+        assert code == 0, err
+        [raw] = smtp.messages
+    assert "mailed to head-of-unit@example.go.th, pdpa@example.go.th" in err
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["To"] == "head-of-unit@example.go.th, pdpa@example.go.th"
+    assert "2026-10" in msg["Subject"] and "รายงาน" in msg["Subject"]
+    body = msg.get_body(("plain",))
+    assert body is not None and "รายงานการเข้าถึงข้อมูลประจำเดือนตุลาคม 2569" in body.get_content()
+    names = sorted(str(a.get_filename()) for a in msg.iter_attachments())
+    assert names == [
+        "report-2026-10.anomalies.csv",
+        "report-2026-10.html",
+        "report-2026-10.usage.csv",
+    ]
+    assert (tmp_path / "report-2026-10.md").exists()  # the files stay in the directory too

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -160,3 +161,52 @@ async def test_paged_reads_return_every_record_once_in_order(config: Path) -> No
         assert limited == whole[:3]
     finally:
         store.close()
+
+
+async def test_who_accessed_letter_for_the_citizen_renders_on_a4(
+    config: Path, tmp_path: Path
+) -> None:
+    from tests.browser import assert_real_screenshot, chromium
+
+    letter = tmp_path / "letter.html"
+    code, _, err = cli(
+        "audit", "who-accessed", DASHED, "-c", str(config), "--format", "letter",
+        "--department", "กรมประมง Department of Fisheries", "-o", str(letter),
+    )  # fmt: skip
+    assert code == 0, err
+    page = letter.read_text(encoding="utf-8")
+    masked = f"{CITIZEN[0]}-xxxx-xxxxx-x{CITIZEN[11]}-{CITIZEN[12]}"
+    for pid in (CITIZEN, DASHED, O1, O2):
+        assert pid not in page  # the citizen and the officers only masked
+    assert masked in page and f"{O1[0]}-xxxx-xxxxx-x{O1[11]}-{O1[12]}" in page
+    assert "<script" not in page and "src=" not in page and "href=" not in page
+    assert "@page { size: A4" in page
+
+    shot, pdf = tmp_path / "letter.png", tmp_path / "letter.pdf"
+    async with chromium(tmp_path) as browser:
+        tab = await browser.new_page(viewport={"width": 794, "height": 1123})  # A4 at 96 dpi
+        await tab.goto(letter.as_uri())
+        text = await tab.inner_text("body")
+        looked = await tab.locator("table.accesses").nth(0).locator("tbody tr").all_inner_texts()
+        refused = await tab.locator("table.accesses").nth(1).locator("tbody tr").all_inner_texts()
+        await tab.screenshot(path=str(shot))
+        await tab.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+        await tab.close()
+    assert "หนังสือแจ้งการเข้าถึงข้อมูลส่วนบุคคล" in text
+    assert "Notice of access to your personal data" in text
+    assert "กรมประมง Department of Fisheries" in text
+    # the production look-up: when (Thai and ISO, local time), which office, service, officer
+    [row] = looked
+    assert "3 มีนาคม 2568 10:00 น." in row and "2025-03-03 10:00" in row
+    assert "00023" in row and "fisher" in row and "lc2" in row
+    # the sandbox call (a2) read no one's record; the refused call (a3) is listed apart
+    [row] = refused
+    assert "00999" in row and "2025-03-04 14:00" in row
+    assert "พบการเรียกดูข้อมูลของท่าน 1 ครั้ง จาก 1 สำนักงาน" in text
+    assert_real_screenshot(shot, (794, 1123))
+    raw = pdf.read_bytes()
+    assert raw.startswith(b"%PDF")
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", raw)
+    assert boxes and all(
+        abs(float(w) - 595.92) < 2 and abs(float(h) - 842.88) < 2 for w, h in boxes
+    )

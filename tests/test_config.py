@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,31 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
     assert all(line is not None for _, line, _ in found)
 
 
+FIVE_MISTAKES = (
+    GOOD.replace("    type: sqlite\n", "    type: sqlite\n    pool_sise: 3\n")
+    .replace(
+        "transform: [pid]}",
+        "transform: [pid, be_dat]}\n      born: {column: BIRTH, transform: [be_datee]}",
+    )
+    .replace(
+        "    password_hash:",
+        "    fields:\n      fisher: {allow: [personalId, nosuchfield]}\n    password_hash:",
+    )
+    .replace("    params:\n", "    paramz: 1\n    params:\n")
+)
+
+
+def test_a_file_with_five_mistakes_reports_all_five_in_one_run() -> None:
+    found = {(p, line) for p, line, _ in problems(FIVE_MISTAKES)}
+    assert found == {
+        ("services.fisher.paramz", 18),  # refused by the schema
+        ("backends.db.pool_sise", 13),  # by the adapter's options
+        ("services.fisher.output.personalId.transform.1.be_dat", 24),  # two transforms
+        ("services.fisher.output.born.transform.0.be_datee", 25),
+        ("consumers.lc2.fields.fisher.allow.1", 5),  # a grant on a service with problems
+    }, found
+
+
 def test_placeholder_must_be_a_declared_parameter() -> None:
     text = GOOD.replace("= :personalId", "= :pid")
     [(path, line, msg)] = problems(text)
@@ -155,15 +181,27 @@ def test_check_cli_exit_codes(
     good = tmp_path / "good.yaml"
     good.write_text(GOOD, encoding="utf-8")
     assert main(["check", "-c", str(good)]) == 0
-    assert "OK" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "OK" in out and err == ""
     assert not (tmp_path / "audit.sqlite").exists()  # check writes nothing
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         GOOD.replace("type: sqlite", "type: sqlite\n    pool_size: -1"), encoding="utf-8"
     )
     assert main(["check", "-c", str(bad)]) == 1
-    out = capsys.readouterr().out
-    assert f"{bad}:11: backends.db.pool_size:" in out
+    out, err = capsys.readouterr()
+    assert f"{bad}:11: backends.db.pool_size:" in err and out == ""  # problems on stderr
+    assert main(["check", "--json", "-c", str(bad)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["version"] is None
+    assert [(p["path"], p["line"]) for p in doc["problems"]] == [("backends.db.pool_size", 11)]
+    # every problem of a file in one run, in file order
+    bad.write_text(FIVE_MISTAKES, encoding="utf-8")
+    assert main(["check", "--json", "-c", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert err == "" and doc["config"] == str(bad)
+    assert [p["line"] for p in doc["problems"]] == [5, 13, 18, 24, 25]
 
 
 def test_check_never_prints_a_secret(

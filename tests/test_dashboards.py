@@ -416,9 +416,60 @@ def gateway_scrape(tmp_path_factory: pytest.TempPathFactory) -> str:
     return body.decode()
 
 
+@pytest.fixture(scope="module")
+def verify_textfile(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What the daily `audit verify` leaves for the node exporter's textfile collector."""
+    import asyncio
+
+    from gateway.audit import AuditWriter
+    from tests.audit_support import call, cli, settings, write_calls, write_config
+
+    tmp = tmp_path_factory.mktemp("verify")
+    config = write_config(tmp)
+
+    async def fill() -> None:  # a store with its seal key, as a running gateway leaves it
+        s = settings(config)
+        w = AuditWriter(s.audit, s.services)
+        await w.start()
+        await write_calls(w, [call(time.time())])
+        await w.seal_now()
+        await w.close()
+
+    asyncio.run(fill())
+    (tmp / "textfile").mkdir()
+    out = tmp / "textfile" / "lc2_gateway_audit_verify.prom"
+    code, _, err = cli("audit", "verify", "-c", str(config), "--textfile", str(out))
+    assert code in (0, 3), err
+    return out.read_text(encoding="utf-8")
+
+
+def test_verify_textfile_passes_promtool_and_says_the_outcome(verify_textfile: str) -> None:
+    code, out = promtool("check", "metrics", stdin=verify_textfile)
+    assert code == 0 and not out.strip(), out
+    exposed, _ = _families(verify_textfile)
+    assert set(exposed) == {
+        "lc2_gateway_audit_verify_exit_code",
+        "lc2_gateway_audit_verify_last_run_timestamp_seconds",
+    }
+    assert "lc2_gateway_audit_verify_exit_code 0.0" in verify_textfile
+
+
 def test_live_scrape_passes_promtool_check_metrics(gateway_scrape: str) -> None:
     code, out = promtool("check", "metrics", stdin=gateway_scrape)
     assert code == 0 and not out.strip(), out
+
+
+def test_live_scrape_has_process_and_python_collectors(gateway_scrape: str) -> None:
+    exposed, _ = _families(gateway_scrape)
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "python_info",
+        "python_gc_collections_total",
+    ):
+        assert name in exposed, name
 
 
 def _families(*scrapes: str) -> tuple[dict[str, set[str]], dict[str, str]]:
@@ -434,9 +485,9 @@ def _families(*scrapes: str) -> tuple[dict[str, set[str]], dict[str, str]]:
 
 
 def test_dashboard_and_rules_use_only_exposed_metrics(
-    gateway_scrape: str, blackbox_scrape: str
+    gateway_scrape: str, blackbox_scrape: str, verify_textfile: str
 ) -> None:
-    exposed, family_of = _families(gateway_scrape, blackbox_scrape)
+    exposed, family_of = _families(gateway_scrape, blackbox_scrape, verify_textfile)
     exprs = {**{f"rule {k}": v for k, v in rule_exprs().items()}, **dashboard_exprs()}
     used: set[str] = set()
     for where, expr in exprs.items():

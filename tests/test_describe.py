@@ -450,7 +450,7 @@ def test_check_connect_opens_and_probes_every_backend(
     path.write_text(yaml.safe_dump(base_config(tmp_path, good, services)), encoding="utf-8")
     assert main(["check", "--connect", "-c", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "legacy (sqlite): OK" in out
+    assert "legacy (sqlite): OK, open and probe in" in out
 
     closed = free_port()
     monkeypatch.setenv("PG_PASSWORD", "not-a-real-password")
@@ -471,9 +471,57 @@ def test_check_connect_opens_and_probes_every_backend(
     }
     path.write_text(yaml.safe_dump(base_config(tmp_path, backends, services)), encoding="utf-8")
     assert main(["check", "--connect", "-c", str(path)]) == 1
-    out = capsys.readouterr().out
-    assert "legacy (sqlite): OK" in out
-    assert "missing (sqlite): FAILED, probe: database file" in out
-    assert "registry (postgresql): FAILED" in out
-    assert "2 of 3 backend(s) failed" in out
+    out, err = capsys.readouterr()
+    assert "legacy (sqlite): OK, open and probe in" in out
+    assert "backends.missing: probe: database file" in err
+    assert "backends.registry: open: " in err or "backends.registry: probe: " in err
+    assert "2 problem(s) found" in err
     assert main(["check", "-c", str(path)]) == 0  # without --connect nothing is opened
+
+
+def test_check_connect_reports_an_output_column_the_query_does_not_return(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = make_sqlite_db(tmp_path / "legacy.sqlite")
+    service = fisher_service("legacy", SQLITE_QUERY.replace("SELECT PID,", "SELECT PID AS REG_NO,"))
+    service["output"]["personalId"] = {"column": "REG_NO", "transform": ["pid"]}
+    service["output"]["registrationNo"] = {"column": "REG_NUM"}  # meant REG_NO
+    service["output"]["address"] = {"fields": {"moo": {"column": "MOOO"}}}
+    path = tmp_path / "gateway.yaml"
+    text = yaml.safe_dump(base_config(tmp_path, {"legacy": sqlite_backend(db)}, {"f": service}))
+    path.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    line_of = {w: next(i for i, t in enumerate(lines, 1) if w in t) for w in ("REG_NUM", "MOOO")}
+
+    assert main(["check", "-c", str(path)]) == 0  # the file alone is valid
+    capsys.readouterr()
+    assert main(["check", "--connect", "-c", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        f"{path}:{line_of['REG_NUM']}: services.f.output.registrationNo.column: column "
+        "'REG_NUM' is not in the backend's result (it has: BIRTH_DATE, FULLNAME, MOO, REG_NO, "
+        "SEX)" in err
+    )
+    assert f"{path}:{line_of['MOOO']}: services.f.output.address.fields.moo.column:" in err
+    assert "2 problem(s) found" in err and f"{path}: OK" not in out
+
+    assert main(["check", "--connect", "--json", "-c", str(path)]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["ok"] is False and err == ""
+    expected = {
+        ("services.f.output.address.fields.moo.column", line_of["MOOO"]),
+        ("services.f.output.registrationNo.column", line_of["REG_NUM"]),
+    }
+    found = [(p["path"], p["line"]) for p in doc["problems"]]
+    assert found == sorted(expected, key=lambda p: p[1])  # in file order
+    assert doc["backends"] == [
+        {
+            "name": "legacy",
+            "type": "sqlite",
+            "ok": True,
+            "ms": doc["backends"][0]["ms"],
+            "described": 1,
+        }
+    ]
+    assert doc["services"]["f"]["data"] == "/api/v1/fisher"

@@ -46,6 +46,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 EXAMPLE = ROOT / "config" / "example.yaml"
 
 UNIT_NAME = UNIT.name
+# the scheduled duties: each service started by the timer of the same name
+DUTIES = ("lc2-gateway-verify", "lc2-gateway-report", "lc2-gateway-archive")
+UNITS = [UNIT_NAME] + [f"{d}.{kind}" for d in DUTIES for kind in ("service", "timer")]
 GATEWAY_BIN = "/opt/lc2-gateway/venv/bin/lc2-gateway"
 CONFIG_PATH = "/etc/lc2-gateway/gateway.yaml"
 SECURITY_MAX = 3.0  # "OK" or better in systemd-analyze security terms
@@ -84,8 +87,9 @@ def parse_unit(text: str) -> list[UnitEntry]:
     return entries
 
 
-def unit_values(key: str, section: str = "Service") -> list[str]:
-    return [e.value for e in parse_unit(UNIT.read_text()) if (e.section, e.key) == (section, key)]
+def unit_values(key: str, section: str = "Service", unit: str = UNIT_NAME) -> list[str]:
+    text = (ROOT / "systemd" / unit).read_text()
+    return [e.value for e in parse_unit(text) if (e.section, e.key) == (section, key)]
 
 
 def exec_argv(value: str) -> list[str]:
@@ -216,7 +220,8 @@ def systemd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail("no /usr/lib/systemd/system on this machine: apt-get install systemd")
     shutil.copytree(host_units, root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
-    shutil.copyfile(UNIT, root / "etc/systemd/system" / UNIT_NAME)
+    for unit in UNITS:
+        shutil.copyfile(ROOT / "systemd" / unit, root / "etc/systemd/system" / unit)
     for binary in (GATEWAY_BIN, "/bin/kill"):  # ExecStart and ExecReload
         stub = root / binary.lstrip("/")
         stub.parent.mkdir(parents=True, exist_ok=True)
@@ -238,10 +243,11 @@ def _verify(root: Path, unit: str) -> subprocess.CompletedProcess[str]:
 # --- systemd ------------------------------------------------------------------
 
 
-def test_unit_passes_systemd_analyze_verify(systemd_root: Path) -> None:
+@pytest.mark.parametrize("unit", UNITS)
+def test_unit_passes_systemd_analyze_verify(systemd_root: Path, unit: str) -> None:
     # verify exits 0 even for an unknown key or a bad value (it only logs
     # them), so any output at all is a finding.
-    r = _verify(systemd_root, UNIT_NAME)
+    r = _verify(systemd_root, unit)
     findings = (r.stdout + r.stderr).strip()
     assert r.returncode == 0 and not findings, f"systemd-analyze verify:\n{findings}"
 
@@ -267,12 +273,14 @@ def test_verify_harness_reports_mistakes(
     assert reported in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_unit_security_exposure_is_ok(systemd_root: Path) -> None:
+@pytest.mark.parametrize("unit", [u for u in UNITS if u.endswith(".service")])
+def test_unit_security_exposure_is_ok(systemd_root: Path, unit: str) -> None:
     tool = _systemd_analyze()
     version = _systemd_version(tool)
     if version < 252:
-        pytest.fail(f"systemd {version}: `security --offline` needs systemd 252 or newer "
-                    "(Debian 12 has it)")
+        pytest.fail(
+            f"systemd {version}: `security --offline` needs systemd 252 or newer (Debian 12 has it)"
+        )
     threshold = int(SECURITY_MAX * 10) - 1  # --threshold is in tenths: 29 means 2.9
     r = _run(
         [
@@ -282,7 +290,7 @@ def test_unit_security_exposure_is_ok(systemd_root: Path) -> None:
             f"--threshold={threshold}",
             "--no-pager",
             f"--root={systemd_root}",
-            str(systemd_root / "etc/systemd/system" / UNIT_NAME),
+            str(systemd_root / "etc/systemd/system" / unit),
         ]
     )
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", r.stdout)
@@ -300,7 +308,7 @@ def test_unit_settings() -> None:
         "Type": "notify",
         "NotifyAccess": "main",
         "WatchdogSec": "30",
-        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "ExecReload": f"{GATEWAY_BIN} reload -c {CONFIG_PATH}",
         "User": "lc2-gateway",
         "Group": "lc2-gateway",
         "DynamicUser": "no",
@@ -324,6 +332,57 @@ def test_unit_settings() -> None:
     assert "@system-service" in unit_values("SystemCallFilter")
 
 
+def _hardening(unit: str) -> list[UnitEntry]:
+    """The unit's settings from NoNewPrivileges= on: the hardening block."""
+    entries = [
+        e for e in parse_unit((ROOT / "systemd" / unit).read_text()) if e.section == "Service"
+    ]
+    start = next(i for i, e in enumerate(entries) if e.key == "NoNewPrivileges")
+    return entries[start:]
+
+
+@pytest.mark.parametrize("duty", DUTIES)
+def test_scheduled_duties_are_hardened_timed_and_run_real_commands(
+    duty: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service, timer = f"{duty}.service", f"{duty}.timer"
+    assert _hardening(service) == _hardening(UNIT_NAME)
+    for key in ("User", "Group", "EnvironmentFile", "StateDirectory"):
+        assert unit_values(key, unit=service) == unit_values(key), key
+    assert unit_values("Type", unit=service) == ["oneshot"]
+    assert unit_values("Persistent", "Timer", timer) == ["yes"]
+    assert unit_values("WantedBy", "Install", timer) == ["timers.target"]
+    [start] = unit_values("ExecStart", unit=service)
+    argv = exec_argv(start)
+    assert argv[0] == GATEWAY_BIN and argv[argv.index("-c") + 1] == CONFIG_PATH
+    argv[argv.index("-c") + 1] = str(tmp_path / "absent.yaml")
+    if "--textfile" in argv:
+        argv[argv.index("--textfile") + 1] = str(tmp_path / "verify.prom")
+    assert main(argv[1:]) in (1, 2)  # the config is missing
+    printed = "".join(capsys.readouterr())
+    assert "absent.yaml" in printed and "usage:" not in printed  # the argv was parsed
+
+
+def test_duty_schedules() -> None:
+    def calendar(duty: str) -> list[str]:
+        return unit_values("OnCalendar", "Timer", f"{duty}.timer")
+
+    assert calendar("lc2-gateway-verify") == ["*-*-* 03:00:00 Asia/Bangkok"]
+    assert calendar("lc2-gateway-report") == ["*-*-01 07:00:00 Asia/Bangkok"]  # the 1st
+    assert calendar("lc2-gateway-archive") == ["*-*-* 04:00:00 Asia/Bangkok"]
+    report = exec_argv(unit_values("ExecStart", unit="lc2-gateway-report.service")[0])
+    assert report[report.index("--month") + 1] == "previous"
+    assert report[report.index("--out-dir") + 1] == "/var/lib/lc2-gateway/reports"
+    verify = exec_argv(unit_values("ExecStart", unit="lc2-gateway-verify.service")[0])
+    assert verify[verify.index("--textfile") + 1].startswith("/var/lib/prometheus/node-exporter/")
+    assert unit_values("SuccessExitStatus", unit="lc2-gateway-verify.service") == ["3"]
+    for cal in calendar("lc2-gateway-report"):
+        r = _run([_systemd_analyze(), "calendar", "--iterations=2", cal])
+        assert r.returncode == 0, r.stderr
+        # 07:00 in Bangkok is midnight UTC, on the first of the month
+        assert re.search(r"Next elapse: \w+ \d{4}-\d{2}-01 00:00:00 UTC", r.stdout), r.stdout
+
+
 # --- the same command in both -------------------------------------------------
 
 
@@ -338,12 +397,15 @@ def test_image_and_unit_run_the_same_command() -> None:
     assert pre == [[GATEWAY_BIN, "check", "-c", CONFIG_PATH]]
 
 
-@pytest.mark.parametrize("command", ["serve", "check"])
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [("serve", "ExecStart"), ("check", "ExecStartPre"), ("reload", "ExecReload")],
+)
 def test_cli_accepts_the_packaged_command(
-    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The real CLI parses the argv (a usage error would exit 2); a missing config is 1."""
-    argv = exec_argv(unit_values("ExecStart" if command == "serve" else "ExecStartPre")[0])[1:]
+    argv = exec_argv(unit_values(key)[0])[1:]
     assert argv[:3] == [command, "-c", CONFIG_PATH]
     assert main([*argv[:2], str(tmp_path / "absent.yaml")]) == 1
     printed = capsys.readouterr()

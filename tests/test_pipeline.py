@@ -545,3 +545,26 @@ async def test_health_is_cached_and_fast_when_backend_hangs(
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_audit_latency_is_the_calls_real_latency(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    settings = _settings(tmp_path)
+    client = await _client(aiohttp_client, settings)
+    resp = await client.get(
+        "/api/v1/fisher", params={"personalId": PEOPLE[0]["pid"]}, headers=lc2_headers()
+    )
+    assert resp.status == 200
+    stages = {
+        k: float(v)
+        for k, v in (
+            part.strip().split(";dur=") for part in resp.headers["Server-Timing"].split(",")
+        )
+    }
+    await client.close()
+    (row,) = audit_rows(settings.audit.path)
+    before_commit = sum(v for k, v in stages.items() if k != "audit")
+    # the record is written before the commit's own time is known: everything up to it counts
+    assert row["latency_ms"] > 0
+    assert before_commit - 0.01 <= row["latency_ms"] <= sum(stages.values()) + 0.01

@@ -211,7 +211,9 @@ async def test_reload_under_load_answers_every_call(
     await asyncio.gather(*(caller() for _ in range(8)), reloader())
     assert len(sent) == 320 and set(sent) == {200}
     await client.close()
-    assert len(audit_rows(tmp_path / "audit.sqlite")) == 320
+    rows = audit_rows(tmp_path / "audit.sqlite")
+    assert sum(r["kind"] == "data" for r in rows) == 320
+    assert sum(r["kind"] == "reload" for r in rows) == 5  # each backend change on the record
 
 
 # --- maintenance ------------------------------------------------------------------------

@@ -313,7 +313,7 @@ def test_check_and_openapi_never_print_a_secret(
     path = _write(tmp_path, cfg)
     assert cli_main(["check", "-c", str(path)]) == 1
     out = capsys.readouterr()
-    assert "pool_size" in out.out and "allow_from" in out.out
+    assert "pool_size" in out.err and "allow_from" in out.err
     for value in secrets.values():
         assert value not in out.out + out.err
 
@@ -327,4 +327,4 @@ def test_check_and_openapi_never_print_a_secret(
     path = _write(tmp_path, cfg)
     assert cli_main(["check", "-c", str(path)]) == 1
     out = capsys.readouterr()
-    assert "environment" in out.out and "literal-secret-in-file-993" not in out.out + out.err
+    assert "environment" in out.err and "literal-secret-in-file-993" not in out.out + out.err

@@ -60,6 +60,7 @@ class _Call:
     cursor: pyodbc.Cursor | None = None
     abandoned: bool = False
     finished: bool = False
+    names: list[str] | None = None  # the result's columns, once described
 
 
 class _Lease:
@@ -278,7 +279,7 @@ class OdbcAdapter:
                 if cur.description is None:
                     rows: list[dict[str, object]] = []
                 else:
-                    names = [d[0] for d in cur.description]
+                    names = call.names = [d[0] for d in cur.description]
                     rows = [
                         dict(zip(names, map(_value, r), strict=True))
                         for r in cur.fetchmany(max_rows)
@@ -414,7 +415,7 @@ class OdbcAdapter:
             self._checkin(conn)
 
     async def _run(
-        self, sql: str, args: Sequence[object], max_rows: int
+        self, sql: str, args: Sequence[object], max_rows: int, call: _Call | None = None
     ) -> list[dict[str, object]]:
         lease = await self._lease()
         try:
@@ -439,7 +440,7 @@ class OdbcAdapter:
                 # no driver) leaves the backend unusable.
                 text = describe_error(exc, password=self._secret)
                 raise BackendUnavailable(f"cannot connect: {text}") from None
-            call = _Call()
+            call = call or _Call()
             try:
                 return await self._in_thread(
                     lease,
@@ -553,6 +554,13 @@ class OdbcAdapter:
                 self._checkin(conn)
             else:
                 self._discard(conn)
+    async def result_columns(self, operation: Any) -> list[str] | None:
+        op: CompiledQuery = operation
+        # WHERE 1=0 rather than LIMIT 0: SQL Server and Access have no LIMIT
+        sql = f"SELECT * FROM ({op.sql.strip().rstrip(';').rstrip()}) lc2_columns WHERE 1=0"
+        call = _Call()
+        await self._run(sql, [None] * len(op.order), 1, call)
+        return call.names
 
     async def probe(self) -> None:
         await self._run(self._options.probe_query, (), 1)

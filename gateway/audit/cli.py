@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +33,20 @@ __all__ = ["register"]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if not args.textfile:
+        return _verify(args)
+    from gateway.audit.verify_metrics import write_textfile
+
+    try:
+        code = _verify(args)
+    except Fail:
+        write_textfile(Path(args.textfile), exit_code=1)
+        raise
+    write_textfile(Path(args.textfile), exit_code=code)
+    return code
+
+
+def _verify(args: argparse.Namespace) -> int:
     from gateway.audit.retention import check_archive
     from gateway.audit.verify import Finding, verify_store
 
@@ -217,6 +232,10 @@ def register(sub: Any) -> None:
     p.add_argument("--timezone", default="Asia/Bangkok", help="without -c: the audit's zone")
     p.add_argument("--json", action="store_true", help="findings as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="also show open segments")
+    p.add_argument(
+        "--textfile",
+        help="also write the outcome for the node exporter's textfile collector (a .prom file)",
+    )
     p.set_defaults(func=run(_cmd_verify))
 
     p = cmds.add_parser("seal", help="seal closed segments now (the gateway does it by itself)")
@@ -233,7 +252,7 @@ def register(sub: Any) -> None:
     p.add_argument("--service")
     p.add_argument("--consumer")
     p.add_argument("--status", help="200, 403 ... or ok, error, 4xx, 5xx")
-    p.add_argument("--kind", choices=["data", "sandbox", "unrouted"])
+    p.add_argument("--kind", choices=["data", "sandbox", "unrouted", "reload"])
     p.add_argument("--request-id")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
@@ -247,7 +266,13 @@ def register(sub: Any) -> None:
     filter_args(p)
     p.add_argument("--include-sandbox", action="store_true", help="also sandbox calls")
     p.add_argument("--all-params", action="store_true", help="also other hashed parameters")
-    p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "jsonl", "letter"],
+        default="table",
+        help="letter: the bilingual A4 letter (HTML) for the citizen who asked",
+    )
+    p.add_argument("--department", help="the department's name on the letter")
     p.add_argument("--include-archives", action="store_true")
     p.add_argument("-o", "--output")
     p.set_defaults(func=run(cmd_who))
@@ -277,10 +302,19 @@ def register(sub: Any) -> None:
     rcmds = report.add_subparsers(dest="report_command", required=True)
     p = rcmds.add_parser("monthly", help="per office, officer, service; anomalies to review")
     p.add_argument("-c", "--config", required=True)
-    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--month", required=True, help="YYYY-MM, or 'previous' (the month before this)")
     p.add_argument("--format", choices=["md", "html", "csv", "anomalies-csv"], default="md")
     p.add_argument("-o", "--output", help="file (default: standard output)")
     p.add_argument("--out-dir", help="write all four forms into this directory")
     p.add_argument("--include-archives", action="store_true")
     p.add_argument("--no-verify", action="store_true", help="skip the integrity check")
+    p.add_argument(
+        "--mail-to",
+        action="append",
+        default=[a.strip() for a in os.environ.get("LC2_REPORT_MAIL_TO", "").split(",")],
+        help="also mail the --out-dir files to this address (repeat; default "
+        "$LC2_REPORT_MAIL_TO, comma-separated)",
+    )
+    p.add_argument("--mail-from", help="sender address (default lc2-gateway@this host)")
+    p.add_argument("--smtp", default="localhost:25", help="the local mail system (HOST:PORT)")
     p.set_defaults(func=run(cmd_monthly))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import smtplib
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -97,7 +99,8 @@ def cmd_who(args: argparse.Namespace) -> int:
     from gateway.audit.search import Filter
     from gateway.transforms import is_valid_pid
 
-    audit: AuditSettings = load(args.config).audit
+    settings = load(args.config)
+    audit: AuditSettings = settings.audit
     pid = _digits(args.pid) or ""
     if not is_valid_pid(pid):
         raise Fail("not a valid 13-digit citizen ID (check digit)", 2)
@@ -121,7 +124,45 @@ def cmd_who(args: argparse.Namespace) -> int:
         "rows",
         "request_id",
     )
+    if args.format == "letter":
+        return _letter(args, settings, flt, columns, pid)
     return _emit(args, audit, flt, columns, args.format)
+
+
+def _letter(args: argparse.Namespace, settings: Any, flt: Any, columns: Any, pid: str) -> int:
+    from gateway.audit.letter import accesses, render_letter
+    from gateway.audit.search import rows
+
+    audit: AuditSettings = settings.audit
+    tz = ZoneInfo(audit.timezone)
+    names = {
+        n: f"{s.description_th or s.description or n} ({n})" for n, s in settings.services.items()
+    }
+    reader = open_store(audit)
+    try:
+        check_key(reader, audit)
+        archive_dir = audit.archive_dir if args.include_archives else None
+        found = accesses(rows(reader, flt, columns, archive_dir=archive_dir), tz, names)
+    except (StoreError, OSError, ValueError) as exc:
+        raise Fail(str(exc)) from None
+    finally:
+        reader.close()
+    period = (args.since or "…", args.until or "…") if args.since or args.until else None
+    page = render_letter(
+        found,
+        pid=pid,
+        period=period,
+        department=args.department,
+        today=dt.datetime.now(tz).date(),
+    )
+    out = output(args.output)
+    try:
+        out.write(page)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"{len(found)} record(s) in the letter", file=sys.stderr)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -152,6 +193,12 @@ def cmd_monthly(args: argparse.Namespace) -> int:
     settings = load(args.config)
     audit: AuditSettings = settings.audit
     assert audit.report is not None
+    if args.month == "previous":  # what a timer on the 1st asks for, in the audit's zone
+        today = dt.datetime.now(ZoneInfo(audit.timezone)).date()
+        args.month = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    mail_to = [a for a in args.mail_to or [] if a]
+    if mail_to and not args.out_dir:
+        raise Fail("--mail-to needs --out-dir: the files written are the ones sent", 2)
     reader = open_store(audit)
     try:
 
@@ -192,9 +239,20 @@ def cmd_monthly(args: argparse.Namespace) -> int:
         d = Path(args.out_dir)
         d.mkdir(parents=True, exist_ok=True)
         names = {"md": "md", "html": "html", "csv": "usage.csv", "anomalies-csv": "anomalies.csv"}
-        for fmt, ext in names.items():
-            (d / f"report-{args.month}.{ext}").write_text(renders[fmt](report), encoding="utf-8")
+        written = [d / f"report-{args.month}.{ext}" for ext in names.values()]
+        for fmt, path in zip(names, written, strict=True):
+            path.write_text(renders[fmt](report), encoding="utf-8")
         print(f"wrote {len(names)} files to {d}", file=sys.stderr)
+        if mail_to:
+            from gateway.audit.report_mail import send_report
+
+            try:
+                send_report(
+                    written, month=args.month, to=mail_to, sender=args.mail_from, smtp=args.smtp
+                )
+            except (OSError, smtplib.SMTPException) as exc:
+                raise Fail(f"the report is in {d}, but mailing it failed: {exc}") from None
+            print(f"mailed to {', '.join(mail_to)} through {args.smtp}", file=sys.stderr)
     else:
         out = output(args.output)
         try:

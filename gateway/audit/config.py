@@ -38,6 +38,7 @@ __all__ = [
     "RetentionConfig",
     "build_audit_settings",
     "default_instance",
+    "load_calendar",
     "load_holidays",
 ]
 
@@ -197,7 +198,10 @@ class ReportSettings:
     office_end: int
     weekdays: frozenset[int]
     grace_minutes: int
-    holidays: tuple[tuple[dt.date, str], ...]  # sorted; a tuple keeps the settings hashable
+    # the overlay files' special days (sorted; a tuple keeps the settings hashable) and the
+    # years they cover; public holidays come from gateway.audit.calendar
+    holidays: tuple[tuple[dt.date, str], ...]
+    holiday_years: frozenset[int]
     baseline_days: int
     baseline_min_days: int
     volume_factor: float
@@ -301,10 +305,20 @@ def _seal_seed(cfg: AuditConfig, path: Path, create: bool, problem: ProblemSink)
 
 def load_holidays(path: Path) -> dict[dt.date, str]:
     """A calendar file: ``holidays: [{date: 2026-10-13, name: ..., name_th: ...}]``."""
+    return load_calendar(path)[0]
+
+
+def load_calendar(path: Path) -> tuple[dict[dt.date, str], frozenset[int]]:
+    """The file's days and the years it vouches for: ``years: [2026]``, else its days' years."""
     data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     items = data.get("holidays") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValueError("expected a top-level `holidays:` list")
+    years = data.get("years")
+    if years is not None and (
+        not isinstance(years, list) or not all(type(y) is int and 1900 < y < 2200 for y in years)
+    ):
+        raise ValueError("`years:` must be a list of years, e.g. [2026]")
     out: dict[dt.date, str] = {}
     for i, item in enumerate(items):
         day = item.get("date") if isinstance(item, dict) else None
@@ -317,15 +331,18 @@ def load_holidays(path: Path) -> dict[dt.date, str]:
             raise ValueError(f"holidays[{i}]: `date: YYYY-MM-DD` is required")
         name = item.get("name_th") or item.get("name") or "holiday"
         out[day] = str(name) if day not in out else f"{out[day]}; {name}"
-    return out
+    return out, frozenset(years if years is not None else {d.year for d in out})
 
 
 def _report(cfg: ReportConfig, base_dir: Path, problem: ProblemSink) -> ReportSettings:
     holidays: dict[dt.date, str] = {}
+    years: set[int] = set()
     for i, p in enumerate(cfg.holidays):
         path = _abs(base_dir, p)
         try:
-            holidays.update(load_holidays(path))
+            days, covered = load_calendar(path)
+            holidays.update(days)
+            years |= covered
         except (OSError, ValueError, yaml.YAMLError) as exc:
             problem(("audit", "report", "holidays", i), f"{path}: {exc}")
     oh = cfg.office_hours
@@ -340,6 +357,7 @@ def _report(cfg: ReportConfig, base_dir: Path, problem: ProblemSink) -> ReportSe
         weekdays=frozenset(oh.weekdays),
         grace_minutes=oh.grace_minutes,
         holidays=tuple(sorted(holidays.items())),
+        holiday_years=frozenset(years),
         baseline_days=cfg.baseline_days,
         baseline_min_days=cfg.baseline_min_days,
         volume_factor=cfg.volume_factor,

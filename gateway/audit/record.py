@@ -96,7 +96,9 @@ def content_from_call(rec: CallRecord, service: Service | None, key: bytes) -> C
     params: dict[str, Any] = {}
     subject: str | None = None
     hint: str | None = None
-    for name, raw in rec.params.items():
+    if rec.kind == "reload":  # the gateway's own record of a config change: no citizen in it
+        params = dict(rec.params)
+    for name, raw in rec.params.items() if rec.kind != "reload" else ():
         spec = service.param_index.get(name) if service else None
         hashed = None
         if spec is None:

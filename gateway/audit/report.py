@@ -5,7 +5,7 @@ errors, distinct citizens.  Then the anomalies the head of unit must review,
 each with the request ids to look up:
 
 off_hours          production calls outside office hours, on a weekend or on a
-                   public holiday from the configured calendar (one item per
+                   public holiday (gateway.audit.calendar; one item per
                    officer and day)
 volume             an officer's day far above the officer's *own* baseline (the
                    median of their other active days, in the month and the
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from gateway.audit.calendar import month_calendar
 from gateway.audit.config import ReportSettings
 from gateway.audit.search import Filter, month_bounds
 
@@ -105,11 +106,9 @@ class MonthlyReport:
     per_service: dict[str, int]
     per_hour: list[int]  # production calls by local hour
     totals: dict[str, int]
+    holidays: dict[dt.date, str]  # the month's public and special holidays
+    calendar_warnings: list[str]  # what the holiday calendar does not cover
     integrity: list[str] = field(default_factory=list)
-
-    @property
-    def holidays(self) -> dict[dt.date, str]:
-        return {d: n for d, n in self.settings.holidays if self.first_day <= d <= self.last_day}
 
 
 def _hhmm(t: dt.datetime) -> str:
@@ -142,9 +141,15 @@ class _Burst:
 class _Pass:
     """State of the pass over one month."""
 
-    def __init__(self, cfg: ReportSettings, tz: ZoneInfo, grants: Mapping[str, ConsumerGrant]):
+    def __init__(
+        self,
+        cfg: ReportSettings,
+        tz: ZoneInfo,
+        grants: Mapping[str, ConsumerGrant],
+        holidays: Mapping[dt.date, str],
+    ):
         self.cfg, self.tz, self.grants = cfg, tz, grants
-        self.holidays = dict(cfg.holidays)
+        self.holidays = holidays
         self.usage: dict[tuple[str, str, str], UsageRow] = {}
         self.citizens: dict[tuple[str, str, str], set[int]] = collections.defaultdict(set)
         self.per_day: dict[dt.date, list[int]] = collections.defaultdict(lambda: [0, 0])
@@ -171,6 +176,8 @@ class _Pass:
         self.totals: collections.Counter[str] = collections.Counter()
 
     def add(self, r: Mapping[str, Any]) -> None:
+        if r["kind"] == "reload":  # a config change, not a call
+            return
         t = dt.datetime.fromisoformat(str(r["ts"])).astimezone(self.tz)
         day = t.date()
         office, officer, service = r["office"] or "-", r["officer"] or "-", r["service"] or "-"
@@ -364,7 +371,8 @@ def build_monthly(
     """``source(filter, columns)`` yields matching records in time order."""
     tz = ZoneInfo(timezone)
     since, until, first, last = month_bounds(month, tz)
-    p = _Pass(cfg, tz, grants)
+    calendar = month_calendar(first, last, cfg.holidays, cfg.holiday_years)
+    p = _Pass(cfg, tz, grants, calendar.days)
     for r in source(Filter(since=since, until=until), _COLUMNS):
         p.add(r)
     start = dt.datetime.combine(first - dt.timedelta(days=cfg.baseline_days), dt.time(), tz)
@@ -398,4 +406,6 @@ def build_monthly(
         per_service=dict(p.per_service.most_common()),
         per_hour=p.per_hour,
         totals=totals,
+        holidays=calendar.days,
+        calendar_warnings=calendar.warnings,
     )

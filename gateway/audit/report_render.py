@@ -91,6 +91,8 @@ def render_markdown(r: MonthlyReport) -> str:
     w(f" Generated {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}.\n\n")
     for line in r.integrity:
         w(f"- {line}\n")
+    for line in r.calendar_warnings:
+        w(f"- Warning / คำเตือน: {line}\n")
     t = r.totals
     w("\n## Summary / สรุป\n\n")
     w(
@@ -287,6 +289,12 @@ def render_html(r: MonthlyReport) -> str:
     ]
     if r.integrity:
         parts.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in r.integrity) + "</ul>")
+    if r.calendar_warnings:
+        parts.append(
+            "<ul class='warnings'>"
+            + "".join(f"<li>Warning / คำเตือน: {_e(x)}</li>" for x in r.calendar_warnings)
+            + "</ul>"
+        )
     keys = ("calls", "production", "sandbox", "errors", "citizens", "offices", "officers")
     parts.append("<h2>Summary / สรุป</h2><table class='summary'><tr>")
     parts.append("".join(f"<th>{_e(k)}</th>" for k in keys) + "</tr><tr>")

@@ -12,16 +12,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
 from gateway.audit.config import build_audit_settings
 from gateway.auth import Consumer, check_hash_format
 from gateway.breaker import BreakerConfig
 from gateway.config.loader import ConfigError, LoadedYaml, Path_, Problem, load_yaml
-from gateway.config.models import ConsumerConfig, GatewayConfig, ServiceConfig
+from gateway.config.models import (
+    BackendConfig,
+    ConsumerConfig,
+    FieldConfig,
+    GatewayConfig,
+    ServiceConfig,
+)
 from gateway.config.runtime import LC2, Backend, QuotaSettings, Service, Settings
-from gateway.normalise import MappingConfigError, compile_mapping
+from gateway.normalise import Mapper, MappingConfigError, compile_mapping
 from gateway.params import compile_param
 from gateway.policy import PolicyConfigError, compile_policy
 from gateway.registry import UnknownAdapter, get_factory
@@ -48,11 +55,17 @@ class _Problems:
 
     def pydantic(self, prefix: Path_, exc: ValidationError) -> None:
         for err in exc.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling)"
-            self.add(prefix + loc, msg)
+            self.schema(prefix, err)
+
+    def schema(self, prefix: Path_, err: ErrorDetails) -> None:
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        self.add(prefix + _loc(err), msg)
+
+
+def _loc(err: ErrorDetails) -> Path_:
+    return tuple(p for p in err["loc"] if isinstance(p, (str, int)))
 
 
 def _rel(path: Path, base_dir: Path) -> Path:
@@ -108,7 +121,19 @@ def _secret_values(loaded: LoadedYaml) -> frozenset[str]:
     return frozenset(out)
 
 
-def _consumer(cname: str, cc: ConsumerConfig, cfg: GatewayConfig, problems: _Problems) -> Consumer:
+def _declared(data: Any, section: str) -> frozenset[str]:
+    """Names written in a section, valid or not: a reference to a refused entry is no typo."""
+    entries = data.get(section) if isinstance(data, dict) else None
+    return frozenset(str(k) for k in entries) if isinstance(entries, dict) else frozenset()
+
+
+def _consumer(
+    cname: str,
+    cc: ConsumerConfig,
+    cfg: GatewayConfig,
+    problems: _Problems,
+    services: frozenset[str],
+) -> Consumer:
     at: Path_ = ("consumers", cname)
     if cc.password_hash is None:
         hashes = []
@@ -139,7 +164,7 @@ def _consumer(cname: str, cc: ConsumerConfig, cfg: GatewayConfig, problems: _Pro
             "pinned certificates need mutual TLS: set listen.tls.client_ca_file",
         )
     for svc in cc.fields:
-        if svc not in cfg.services:
+        if svc not in services:
             problems.add((*at, "fields", svc), f"no service named {svc!r}")
     return Consumer(
         cname,
@@ -154,16 +179,16 @@ def _consumer(cname: str, cc: ConsumerConfig, cfg: GatewayConfig, problems: _Pro
 
 
 def _policies(
-    consumer: Consumer, cc: ConsumerConfig, services: Mapping[str, Service], problems: _Problems
+    consumer: Consumer, cc: ConsumerConfig, mappers: Mapping[str, Mapper], problems: _Problems
 ) -> Consumer:
     policies = {}
     for sname, fp in cc.fields.items():
-        svc = services.get(sname)
-        if svc is None:
+        mapper = mappers.get(sname)
+        if mapper is None:
             continue  # reported with the service, or above
         try:
             policies[sname] = compile_policy(
-                svc.mapper,
+                mapper,
                 allow=fp.allow,
                 mask=fp.mask,
                 path=("consumers", consumer.name, "fields", sname),
@@ -183,14 +208,15 @@ def _service(
     cfg: GatewayConfig,
     backends: Mapping[str, Backend],
     problems: _Problems,
+    mappers: dict[str, Mapper],
 ) -> Service | None:
+    """The service, or None with its problems added; its mapper goes to ``mappers`` if it
+    compiles, so the grants on it are checked even when something else is wrong."""
     at: Path_ = ("services", name)
     before = len(problems.items)
     backend = backends.get(sc.backend)
-    if backend is None:
-        if sc.backend not in cfg.backends:
-            problems.add((*at, "backend"), f"no backend named {sc.backend!r}")
-        return None
+    if backend is None and sc.backend not in _declared(problems.loaded.data, "backends"):
+        problems.add((*at, "backend"), f"no backend named {sc.backend!r}")
     params = tuple(compile_param(p, pc) for p, pc in sc.params.items())
     path = sc.path or name
     for ref in _PATH_PARAM.findall(path):
@@ -198,24 +224,22 @@ def _service(
             problems.add((*at, "path"), f"{{{ref}}} in the path is not a declared parameter")
     operation: Any = None
     try:
-        op_model = backend.factory.operation_model.model_validate(sc.operation)
-        bind_names = [n for p in params for n in p.bind_names]
-        operation = backend.factory.prepare(backend.options, op_model, bind_names)
+        if backend is not None:  # else its own problems are reported with it
+            op_model = backend.factory.operation_model.model_validate(sc.operation)
+            bind_names = [n for p in params for n in p.bind_names]
+            operation = backend.factory.prepare(backend.options, op_model, bind_names)
     except ValidationError as exc:
         problems.pydantic((*at, "operation"), exc)
     except PrepareError as exc:
         problems.add((*at, "operation", *exc.path), str(exc))
-    try:
-        mapper = compile_mapping(
-            sc.output, lookups=cfg.lookups, titles=cfg.titles, path=(*at, "output")
-        )
-    except MappingConfigError as exc:
-        problems.add(exc.path, str(exc))
+    mapper = _mapper(sc.output, cfg, at, problems)
+    if mapper is None:
         return None
+    mappers[name] = mapper  # for the grants on it, even if the service has problems
     for param in sc.sandbox.match:
         if param not in sc.params:
             problems.add((*at, "sandbox", "match", param), "not a declared parameter")
-    if len(problems.items) > before:
+    if len(problems.items) > before or backend is None:
         return None
     lc2 = cfg.lc2
     subject = next((p.name for p in params if p.is_citizen_id), None)
@@ -239,6 +263,53 @@ def _service(
     )
 
 
+def _mapper(
+    output: Mapping[str, FieldConfig], cfg: GatewayConfig, at: Path_, problems: _Problems
+) -> Mapper | None:
+    def compile_(output: Mapping[str, FieldConfig]) -> Mapper:
+        return compile_mapping(output, lookups=cfg.lookups, titles=cfg.titles, path=(*at, "output"))
+
+    try:
+        return compile_(output)
+    except MappingConfigError as first:
+        # the mapping stops at its first problem: each field alone finds the others
+        found = []
+        fields = dict(output)
+        for name, field in output.items():
+            try:
+                compile_({name: field})
+            except MappingConfigError as exc:
+                found.append(exc)
+                fields[name] = field.model_copy(update={"transform": []})
+        for err in found or [first]:
+            problems.add(err.path, str(err))
+        try:  # every field, the broken ones untransformed: enough to check grants against
+            return compile_(fields)
+        except MappingConfigError:
+            return None
+
+
+_OUTPUT = TypeAdapter(dict[str, FieldConfig])
+
+
+def _refused_outputs(
+    loaded: LoadedYaml, cfg: GatewayConfig, problems: _Problems, mappers: dict[str, Mapper]
+) -> None:
+    """The output of a service the schema refused elsewhere: its transforms and the grants
+    on its fields are still checked."""
+    raw = loaded.data.get("services") if isinstance(loaded.data, dict) else None
+    for name, entry in raw.items() if isinstance(raw, dict) else ():
+        if name in cfg.services or not isinstance(entry, dict):
+            continue
+        try:
+            output = _OUTPUT.validate_python(entry.get("output"))
+        except ValidationError:
+            continue  # reported by the schema already
+        mapper = _mapper(output, cfg, ("services", name), problems)
+        if mapper is not None:
+            mappers[name] = mapper
+
+
 def _without_secrets(problems: list[Problem], secrets: frozenset[str]) -> list[Problem]:
     """Problems whose messages quote no secret, whatever a validator chose to repeat."""
     if not secrets:
@@ -252,16 +323,69 @@ def _without_secrets(problems: list[Problem], secrets: frozenset[str]) -> list[P
     return out
 
 
+_ENTRIES = frozenset({"services", "backends", "consumers"})  # sections of named entries
+
+
+class _Remainder(GatewayConfig):
+    """What is left once the refused parts are set aside: perhaps no entry at all."""
+
+    consumers: dict[str, ConsumerConfig] = Field(default_factory=dict)
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+
+
+def _validate(loaded: LoadedYaml, problems: _Problems) -> GatewayConfig | None:
+    """The config model of everything that is valid, every schema problem reported.
+
+    A refused entry (a service, a backend, a consumer) or a refused section is
+    left out and the rest validated again, so the later checks (transforms,
+    grants, adapter options) still run on it: one run finds every problem.
+    """
+    data = loaded.data
+    dropped: set[Path_] = set()
+    model: type[GatewayConfig] = GatewayConfig
+    for _ in range(50):  # each round leaves out at least one more part
+        try:
+            cfg = model.model_validate(data)
+        except ValidationError as exc:
+            cut: set[Path_] = set()
+            for err in exc.errors(include_url=False):
+                loc = _loc(err)
+                part = loc[:2] if loc[:1] and loc[0] in _ENTRIES and len(loc) > 1 else loc[:1]
+                if any(loc[: len(d)] == d for d in dropped):
+                    continue  # a consequence of leaving a part out
+                problems.schema((), err)
+                cut.add(part)
+            if not isinstance(data, dict) or () in cut or not cut:
+                return None
+            data = _without(data, cut)
+            dropped |= cut
+            model = _Remainder
+            continue
+        return cfg
+    return None
+
+
+def _without(data: dict[str, Any], parts: set[Path_]) -> dict[str, Any]:
+    out = dict(data)
+    for part in parts:
+        if len(part) == 1:
+            out.pop(str(part[0]), None)
+        elif isinstance(out.get(str(part[0])), dict):
+            section = out[str(part[0])] = dict(out[str(part[0])])
+            section.pop(part[1], None)
+    return out
+
+
 def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Settings:
     problems = _Problems(loaded)
     secrets = _secret_values(loaded)
     _check_secrets(loaded, problems)
-    try:
-        cfg = GatewayConfig.model_validate(loaded.data)
-    except ValidationError as exc:
-        problems.pydantic((), exc)
-        raise ConfigError(_without_secrets(problems.items, secrets), loaded.source) from None
+    cfg = _validate(loaded, problems)
+    if cfg is None:
+        raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
 
+    declared = _declared(loaded.data, "services")
     consumers: dict[str, Consumer] = {}
     usernames: set[str] = set()
     for cname, cc in cfg.consumers.items():
@@ -269,9 +393,9 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
             problems.add(("consumers", cname, "username"), "username used by another consumer")
         usernames.add(cc.username)
         for i, s in enumerate(cc.services):
-            if s != "*" and s not in cfg.services:
+            if s != "*" and s not in declared:
                 problems.add(("consumers", cname, "services", i), f"no service named {s!r}")
-        consumers[cname] = _consumer(cname, cc, cfg, problems)
+        consumers[cname] = _consumer(cname, cc, cfg, problems, declared)
 
     for user, h in cfg.admin.status_users.items():
         try:
@@ -321,9 +445,10 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
         )
 
     services: dict[str, Service] = {}
+    mappers: dict[str, Mapper] = {}
     routes: dict[str, Path_] = {}
     for sname, sc in cfg.services.items():
-        svc = _service(sname, sc, cfg, backends, problems)
+        svc = _service(sname, sc, cfg, backends, problems, mappers)
         if svc is None:
             continue
         for url in (svc.data_path, svc.sandbox_path, svc.health_path):
@@ -334,13 +459,14 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
             routes[url] = ("services", sname)
         services[sname] = svc
 
+    _refused_outputs(loaded, cfg, problems, mappers)
     for cname, cc in cfg.consumers.items():
-        consumers[cname] = _policies(consumers[cname], cc, services, problems)
+        consumers[cname] = _policies(consumers[cname], cc, mappers, problems)
     security = build_security(cfg, loaded.base_dir, problems.add, secrets)
 
     for i, rule in enumerate(cfg.limits.quotas):
         for j, s in enumerate(rule.services):
-            if s != "*" and s not in cfg.services:
+            if s != "*" and s not in declared:
                 problems.add(("limits", "quotas", i, "services", j), f"no service named {s!r}")
 
     audit = build_audit_settings(

@@ -39,6 +39,7 @@ _ADMIN = (
     ("GET", "/status", "status-page"),
     ("GET", "/openapi.json", "openapi"),
     ("GET", "/openapi.json", "openapi"),
+    ("GET", "/-/config", "running-config"),
     ("POST", "/-/reload", "reload"),
 )
 
