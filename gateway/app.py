@@ -106,7 +106,7 @@ def build_app(rt: Runtime) -> web.Application:
     app = web.Application(client_max_size=settings.listen.client_max_size)
     app[RUNTIME] = rt
     with_security_headers(app, tls=settings.security.tls is not None)
-    door = FrontDoor()  # lives with the app: lock-outs outlast config reloads
+    door = FrontDoor(rt.lockouts)
     door.register_metrics(rt.metrics.registry)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

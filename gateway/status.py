@@ -29,8 +29,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from gateway.auth import Consumer, CredentialStore
-from gateway.errors import all_error_types
+from gateway.errors import Unauthorized, all_error_types
 from gateway.observe import CallRecord
+from gateway.security.errors import AuthLockedOut
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -359,7 +360,16 @@ def status_routes(
                 "(usernames and `lc2-gateway passwd` hashes) and restart\n",
             )
         header = request.headers.get("Authorization", "")
-        if not header or await store.authenticate(header) is None:
+        try:
+            # the same counts and limits as LC2's sign-ins: guessing here locks out too
+            await store.check(header, address=request.remote or "", lockouts=rt.lockouts)
+        except AuthLockedOut as locked:
+            return web.Response(
+                status=429,
+                text="status page: too many failed sign-ins, try again later\n",
+                headers={**locked.headers, **_HEADERS},
+            )
+        except Unauthorized:
             return web.Response(
                 status=401,
                 text="status page: credentials required\n",
