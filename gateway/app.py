@@ -15,6 +15,7 @@ the driver's message.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
 from gateway.request import authenticate
 from gateway.respond import error_response, json_response
 from gateway.runtime import Generation, Runtime, build_runtime
+from gateway.security.admin import admin_guard, ensure_token, token_path
 from gateway.security.errors import AddressNotAllowed, MalformedRequest
 from gateway.security.front import Client, FrontDoor, canonical_path
 from gateway.security.headers import with_security_headers
@@ -71,13 +73,29 @@ def _in_a_word(error: object) -> str | None:
     return "timed out" if "timed out" in text or "timeout" in text else "unavailable"
 
 
-def _public_health(body: dict[str, Any]) -> dict[str, Any]:
-    backends = {
-        name: {**h, "error": _in_a_word(h.get("error"))} for name, h in body["backends"].items()
-    }
-    # only the verdict: counts, chain name, paths and seal errors stay on the admin listener
+def _public_health(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    """What LC2's side may know: each service's state in a word, the audit's verdict.
+
+    Backend names (and with them hosts, databases and products), driver text, file
+    paths, counts and seal errors stay on the admin listener.
+    """
+    backends = body["backends"]
+    services = {}
+    for name, service in rt.settings.services.items():
+        h = backends.get(service.backend, {})
+        services[name] = {
+            "status": h.get("status"),
+            "circuit": h.get("circuit"),
+            "error": _in_a_word(h.get("error")),
+        }
     audit = {"status": body["audit"]["status"], "error": _in_a_word(body["audit"]["error"])}
-    return {**body, "audit": audit, "backends": backends}
+    return {
+        "status": body["status"],
+        "version": body["version"],
+        "maintenance": body["maintenance"],
+        "audit": audit,
+        "services": services,
+    }
 
 
 async def _service_health(
@@ -96,8 +114,8 @@ async def _service_health(
             return error_response(lc2, err, "-", {})
     h = gen.health.get(backend).as_dict()
     status = "maintenance" if rt.maintenance.active else h["status"]
-    body = {"service": service, "backend": backend, **h, "status": status}
-    body["error"] = _in_a_word(h["error"])
+    # the backend's name is not LC2's business: the service it called is
+    body = {"service": service, **h, "status": status, "error": _in_a_word(h["error"])}
     return json_response(body, status=200 if status == "up" else 503)
 
 
@@ -124,7 +142,7 @@ def build_app(rt: Runtime) -> web.Application:
         if request.method not in _ALLOWED:
             return await gen.pipeline.reject(request, MethodNotAllowed(_ALLOWED), client=client)
         status, body = gateway_health(rt)
-        return json_response(_public_health(body), status=status)
+        return json_response(_public_health(rt, body), status=status)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         gen = rt.current  # the generation this call runs on, to its end
@@ -185,9 +203,15 @@ def _openapi(rt: Runtime) -> Callable[[web.Request], Awaitable[web.StreamRespons
 
 def build_admin_app(rt: Runtime) -> web.Application:
     """Admin listener; its life cycle is tied to the main app, which it never outlives."""
-    app = web.Application()
+    token = {"value": ""}
+    app = web.Application(middlewares=[admin_guard(lambda: token["value"], rt.lockouts)])
     app[RUNTIME] = rt
     with_security_headers(app)
+
+    async def load_token(_: web.Application) -> None:
+        token["value"] = await asyncio.to_thread(ensure_token, token_path(rt.settings.quotas.store))
+
+    app.on_startup.append(load_token)
 
     async def live(_: web.Request) -> web.StreamResponse:
         return json_response({"status": "alive"})
