@@ -25,7 +25,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
 from gateway.request import authenticate
-from gateway.respond import error_response, json_response
+from gateway.respond import json_response
 from gateway.runtime import Generation, Runtime, build_runtime
 from gateway.security.admin import admin_guard, ensure_token, token_path
 from gateway.security.errors import AddressNotAllowed, MalformedRequest
@@ -36,6 +36,7 @@ from gateway.status import status_routes
 __all__ = ["RUNTIME", "build_admin_app", "build_app", "build_runtime", "gateway_health"]
 
 RUNTIME = web.AppKey("runtime", Runtime)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ALLOWED = ("GET", "HEAD")
 
 
@@ -111,12 +112,14 @@ async def _service_health(
         try:
             await authenticate(lc2, gen.pipeline.credentials, request.headers, client)
         except GatewayError as err:
-            return error_response(lc2, err, "-", {})
+            return await gen.pipeline.reject(request, err, service, client=client)
     h = gen.health.get(backend).as_dict()
     status = "maintenance" if rt.maintenance.active else h["status"]
     # the backend's name is not LC2's business: the service it called is
     body = {"service": service, **h, "status": status, "error": _in_a_word(h["error"])}
-    return json_response(body, status=200 if status == "up" else 503)
+    response = json_response(body, status=200 if status == "up" else 503)
+    response.force_close()  # as for /health: polling keeps no connection open
+    return response
 
 
 def build_app(rt: Runtime) -> web.Application:
@@ -134,35 +137,46 @@ def build_app(rt: Runtime) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
 
+    async def at_the_door(
+        request: web.Request, gen: Generation, client: Client, service: str | None = None
+    ) -> web.StreamResponse | None:
+        """The refusals every request meets first, audited: its address, then a body."""
+        if not client.allowed:
+            return await gen.pipeline.reject(request, AddressNotAllowed(), service, client=client)
+        if request.body_exists:  # LC2 input is in the URL; a body is never read, so never drained
+            body = MalformedRequest("a request body is not accepted")
+            return await gen.pipeline.reject(request, body, service, client=client)
+        return None
+
     async def health(request: web.Request) -> web.StreamResponse:
         gen = rt.current
         client = door.admit(request, gen.settings.security)
-        if not client.allowed:
-            return await gen.pipeline.reject(request, AddressNotAllowed(), client=client)
+        refused = await at_the_door(request, gen, client)
+        if refused is not None:
+            return refused
         if request.method not in _ALLOWED:
             return await gen.pipeline.reject(request, MethodNotAllowed(_ALLOWED), client=client)
         status, body = gateway_health(rt)
-        return json_response(_public_health(rt, body), status=status)
+        response = json_response(_public_health(rt, body), status=status)
+        # a monitor polling /health must not hold a connection open forever by it
+        response.force_close()
+        return response
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         gen = rt.current  # the generation this call runs on, to its end
         pipeline = gen.pipeline
         client = door.admit(request, gen.settings.security)
-        if not client.allowed:
-            return await pipeline.reject(request, AddressNotAllowed(), client=client)
+        refused = await at_the_door(request, gen, client)
+        if refused is not None:
+            return refused
         match = gen.router.match(request.path)
         if match is None or not canonical_path(request):
             missing = NotFound(f"no endpoint at {request.path}")
             return await pipeline.reject(request, missing, client=client)
         service = match.service.name
         if request.method not in _ALLOWED:
-            refused = MethodNotAllowed(_ALLOWED)
-            return await pipeline.reject(request, refused, service, client=client)
-        if request.body_exists:  # LC2 input is in the URL; a body is never read, so never drained
-            body = MalformedRequest("a request body is not accepted")
-            response = await pipeline.reject(request, body, service, client=client)
-            response.force_close()
-            return response
+            refused_method = MethodNotAllowed(_ALLOWED)
+            return await pipeline.reject(request, refused_method, service, client=client)
         if match.kind == "health":
             return await _service_health(rt, gen, request, service, match.service.backend, client)
         if rt.maintenance.active:
@@ -180,6 +194,17 @@ def build_app(rt: Runtime) -> web.Application:
         finally:
             gen.leave()
 
+    @web.middleware
+    async def every_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:
+            # CONNECT's host:port and OPTIONS * name no path: refused and audited like the rest
+            handler = dispatch
+        response = await handler(request)
+        if request.body_exists:
+            response.force_close()  # the body was never read: the connection can not be reused
+        return response
+
+    app.middlewares.append(every_request)
     app.router.add_route("*", "/health", health)
     # every path, a decoded newline in it too, is the gateway's to answer (as JSON)
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)

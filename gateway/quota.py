@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from gateway.config.models import QuotaRule
 from gateway.config.runtime import QuotaSettings
 from gateway.errors import QuotaExceeded
+from gateway.security.files import create_private
 from gateway.turns import Turns
 
 __all__ = ["QuotaStore", "window"]
@@ -81,7 +82,7 @@ class QuotaStore:
         await self._run(self._open)
 
     def _open(self) -> None:
-        self._cfg.store.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self._cfg.store)  # callers' addresses and officers: 0600
         db = sqlite3.connect(self._cfg.store, timeout=2.0, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # counters, not evidence: the audit is that
