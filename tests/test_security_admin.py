@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-import gateway.auth
 from gateway.app import build_admin_app, build_app, build_runtime
 from gateway.auth import hash_password
 from gateway.config.build import load_settings
@@ -26,6 +23,7 @@ from tests.support import (
     settings_from,
     sqlite_backend,
 )
+from tests.test_security_auth import _count_verifications
 
 STATUS_PASSWORD = "status-password-1234"
 
@@ -108,15 +106,7 @@ async def test_status_page_sign_ins_are_locked_out(
     tmp_path: Path, aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, admin, _ = await _admin(tmp_path, aiohttp_client)
-    calls: list[int] = []
-    real = gateway.auth._verify_any
-
-    def counting(password: str, hashes: Sequence[str]) -> bool:
-        calls.append(1)
-        time.sleep(0.02)
-        return real(password, hashes)
-
-    monkeypatch.setattr(gateway.auth, "_verify_any", counting)
+    calls = _count_verifications(monkeypatch)
     statuses = []
     for i in range(6):
         auth = {"Authorization": basic(user="ops", password=f"guess-{i}")}

@@ -143,12 +143,14 @@ async def test_passwd_makes_a_hash_the_gateway_accepts(monkeypatch: pytest.Monke
 # --- brute force -----------------------------------------------------------------------------
 
 
-def _count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _count_verifications(monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> list[int]:
+    """Count password checks; ``delay`` makes each long enough for others to arrive meanwhile."""
     calls: list[int] = []
     real = gateway.auth._verify_any
 
     def counting(password: str, hashes: Sequence[str]) -> bool:
         calls.append(1)
+        time.sleep(delay)
         return real(password, hashes)
 
     monkeypatch.setattr(gateway.auth, "_verify_any", counting)

@@ -6,65 +6,27 @@ import asyncio
 import base64
 import socket
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-import gateway.auth
 from gateway.app import build_app, build_runtime
 from tests.gateway_process import GatewayProcess, http_get
 from tests.live import live_config
 from tests.support import (
     PEOPLE,
-    SQLITE_QUERY,
     TEST_ENV,
-    Client,
     MakeClient,
     audit_rows,
-    base_config,
     basic,
-    fisher_service,
     lc2_headers,
-    make_sqlite_db,
     settings_from,
-    sqlite_backend,
 )
+from tests.test_security_auth import _config, _count_verifications, _get
 
 PID = PEOPLE[0]["pid"]
-
-
-def _config(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    db = make_sqlite_db(tmp_path / "legacy.sqlite")
-    cfg = base_config(
-        tmp_path, {"legacy": sqlite_backend(db)}, {"fisher": fisher_service("legacy", SQLITE_QUERY)}
-    )
-    cfg["limits"] = {"store": str(tmp_path / "quota.sqlite")}
-    cfg.update(extra)
-    return cfg
-
-
-async def _get(client: Client, **headers: str | None) -> tuple[int, str]:
-    resp = await client.get(
-        "/api/v1/fisher", params={"personalId": PID}, headers=lc2_headers(**headers)
-    )
-    body = await resp.json()
-    return resp.status, body["responseCode"]
-
-
-def _slow_counted_verification(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = gateway.auth._verify_any
-
-    def counting(password: str, hashes: Sequence[str]) -> bool:
-        calls.append(1)
-        time.sleep(0.05)  # long enough for every other request to arrive meanwhile
-        return real(password, hashes)
-
-    monkeypatch.setattr(gateway.auth, "_verify_any", counting)
-    return calls
 
 
 async def test_parallel_guesses_cost_at_most_the_limit_and_the_right_password_is_refused(
@@ -73,7 +35,7 @@ async def test_parallel_guesses_cost_at_most_the_limit_and_the_right_password_is
     limits = {"per_address": 20, "per_username": 10, "window": 300, "lockout": 900}
     rt = build_runtime(settings_from(_config(tmp_path, security={"auth_failures": limits})))
     client = await aiohttp_client(build_app(rt))
-    checked = _slow_counted_verification(monkeypatch)
+    checked = _count_verifications(monkeypatch, delay=0.05)
 
     guesses = [
         asyncio.create_task(_get(client, Authorization=basic(password=f"guess-{i}")))

@@ -8,7 +8,7 @@ One module per concern, each small:
 ``files``     state files created 0600, and a check for ones readable by others
 ``tls``       the LC2 listener's TLS context, mutual TLS, certificate pins
 ``front``     the front door: the caller's address and the gateway-wide allow list, per call
-``listener``  the listening socket: connection caps, size limits, the head deadline, malformed requests
+``listener``  the listening socket: connection caps, size limits, head deadline, bad requests
 ``headers``   security headers on every response
 ``redact``    citizen IDs, secrets and bound values out of logs, the audit, error bodies
 ``apikey``    API keys: generation and hashing

@@ -30,20 +30,16 @@ verified from that address makes none.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from gateway.security.files import create_private
-from gateway.turns import Turns
+from gateway.statefile import StateFile
 
 __all__ = [
     "CounterStore",
@@ -229,22 +225,16 @@ class SqliteCounters:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
-        self._db: sqlite3.Connection | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._file = StateFile(path, "lockout")  # the quota store's file
         self._key = b""
         self._writes = 0
         self._window = 3600.0  # the longest a counter is kept; the policy's once one is seen
-        self._turns: Turns | None = None
 
     async def open(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lockout")
-        await self._run(self._open)
+        await self._file.open(self._setup)
+        await self._file.run(self._tx, self._purge)
 
-    def _open(self) -> None:
-        create_private(self.path)
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+    def _setup(self, db: sqlite3.Connection) -> None:
         db.executescript(_SCHEMA)
         # usernames are kept as digests under one key all workers share: a password typed
         # into the username field never lands on disk in clear
@@ -254,45 +244,19 @@ class SqliteCounters:
         self._key = bytes(
             db.execute("SELECT value FROM auth_meta WHERE name = 'user_key'").fetchone()[0]
         )
-        self._db = db
-        self._turns = Turns(self.path)  # the quota store's writers' queue: same file
-        self._tx(self._purge)
 
     async def close(self) -> None:
-        if self._pool is None:
-            return
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        if self._turns is not None:
-            self._turns.close()
-            self._turns = None
-        self._pool.shutdown(wait=True)
-        self._pool = None
+        await self._file.close()
 
     def digest(self, username: str) -> str:
         raw = username.encode("utf-8", "surrogateescape")
         return hashlib.blake2b(raw, key=self._key, digest_size=16).hexdigest()
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        assert self._pool is not None
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
     def _tx(self, fn: Callable[..., T], *args: object) -> T:
-        db, turns = self._db, self._turns
-        assert db is not None and turns is not None
-        with turns.taken():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(db, *args)
-                db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
+        out = self._file.transaction(fn, *args)
         self._writes += 1
         if self._writes % _PURGE_EVERY == 0:
-            self._tx(self._purge)
+            self._file.transaction(self._purge)
         return out
 
     def _purge(self, db: sqlite3.Connection) -> None:
@@ -399,7 +363,8 @@ class SqliteCounters:
     async def reserve(
         self, slots: Sequence[Slot], policy: LockoutPolicy, known: tuple[str, str] | None
     ) -> Outcome:
-        return await self._run(self._tx, self._reserve, slots, policy, known, False)
+        out: Outcome = await self._file.run(self._tx, self._reserve, slots, policy, known, False)
+        return out
 
     async def settle(
         self,
@@ -409,16 +374,14 @@ class SqliteCounters:
         failed: bool,
         known: tuple[str, str] | None,
     ) -> Outcome:
-        return await self._run(self._tx, self._settle, slots, policy, failed, known)
+        out: Outcome = await self._file.run(self._tx, self._settle, slots, policy, failed, known)
+        return out
 
     async def fail(self, slots: Sequence[Slot], policy: LockoutPolicy) -> Outcome:
-        return await self._run(self._tx, self._reserve, slots, policy, None, True)
+        out: Outcome = await self._file.run(self._tx, self._reserve, slots, policy, None, True)
+        return out
 
     async def rows(self) -> int:
         """How many counters are kept (the store's bound is tested with it)."""
-
-        def count() -> int:
-            assert self._db is not None
-            return int(self._db.execute("SELECT count(*) FROM auth_counter").fetchone()[0])
-
-        return await self._run(count)
+        got = await self._file.run(self._file.read, "SELECT count(*) FROM auth_counter")
+        return int(str(got[0][0]))
