@@ -135,7 +135,11 @@ def pct(values: Sequence[float], p: float) -> float:
 
 
 class HealthSampler(threading.Thread):
-    """GET /health on one keep-alive connection every ``every`` seconds, in its own thread."""
+    """GET /health every ``every`` seconds, in its own thread.
+
+    The gateway closes a connection after a health answer, so each sample includes a
+    connect on loopback (http.client opens the next connection by itself).
+    """
 
     def __init__(self, port: int, every: float = 0.01) -> None:
         super().__init__(daemon=True)
