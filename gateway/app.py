@@ -229,7 +229,8 @@ def _openapi(rt: Runtime) -> Callable[[web.Request], Awaitable[web.StreamRespons
 def build_admin_app(rt: Runtime) -> web.Application:
     """Admin listener; its life cycle is tied to the main app, which it never outlives."""
     token = {"value": ""}
-    app = web.Application(middlewares=[admin_guard(lambda: token["value"], rt.lockouts)])
+    guard = admin_guard(lambda: token["value"], rt.lockouts, rt.settings.admin.hosts)
+    app = web.Application(middlewares=[guard])
     app[RUNTIME] = rt
     with_security_headers(app)
 

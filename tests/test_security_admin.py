@@ -37,6 +37,7 @@ def _config(tmp_path: Path) -> dict[str, Any]:
     cfg["admin"] = {
         "enabled": True,
         "status_users": {"ops": hash_password(STATUS_PASSWORD, n=2**10)},
+        "hosts": ["gw1.internal"],  # a name Prometheus scrapes it by
     }
     cfg["security"] = {
         "auth_failures": {"per_address": 3, "per_username": 3, "window": 60, "lockout": 60}
@@ -98,7 +99,7 @@ async def test_the_admin_listener_answers_only_to_its_address(
     for host in ("evil.example", "evil.example:9108", "rebind.attacker.test"):
         resp = await admin.get("/health", headers={"Host": host})
         assert resp.status == 421, host
-    for host in ("127.0.0.1:9108", "localhost:9108", "[::1]:9108", "10.0.5.3"):
+    for host in ("127.0.0.1:9108", "localhost:9108", "[::1]:9108", "10.0.5.3", "GW1.internal"):
         assert (await admin.get("/live", headers={"Host": host})).status == 200, host
 
 

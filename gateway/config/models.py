@@ -112,6 +112,10 @@ class AdminConfig(_Model):
         default_factory=dict,
         description="username -> scrypt hash (`lc2-gateway passwd`) for the /status page",
     )
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="names in Host it answers to, besides addresses and localhost",
+    )
 
     @field_validator("status_users")
     @classmethod

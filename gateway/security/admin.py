@@ -3,8 +3,9 @@
 A browser on the server (or one led there by DNS rebinding) can send
 requests to a loopback port: a cross-origin "simple" POST needs no
 preflight.  So every request to the admin listener must name it by an
-address (``Host: 127.0.0.1:9108``, ``[::1]``, ``localhost``), never by a DNS
-name an attacker could point at it; a request that changes state (``POST
+address (``Host: 127.0.0.1:9108``, ``[::1]``, ``localhost``) or a name the
+operator listed in ``admin.hosts``, never by a DNS name an attacker could
+point at it; a request that changes state (``POST
 /-/reload``) is refused when it comes from another origin (``Origin``,
 ``Sec-Fetch-Site``), and must carry ``Authorization: Bearer <token>``.
 
@@ -21,7 +22,7 @@ import hmac
 import ipaddress
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -62,12 +63,12 @@ def ensure_token(path: Path) -> str:
     return read_token(path)
 
 
-def _host_is_an_address(host: str) -> bool:
+def _host_allowed(host: str, names: frozenset[str]) -> bool:
     if host.startswith("["):  # [::1]:9108
         name = host[1 : host.find("]")] if "]" in host else host
     else:
         name = host.split(":")[0] if host.count(":") == 1 else host
-    if name.lower() == "localhost":
+    if name.lower() == "localhost" or name.lower() in names:
         return True
     try:
         ipaddress.ip_address(name)
@@ -81,14 +82,18 @@ def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> w
 
 
 def admin_guard(
-    token: Callable[[], str], lockouts: Lockouts
+    token: Callable[[], str], lockouts: Lockouts, hosts: Iterable[str] = ()
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Middleware for the admin app; ``token`` gives the reload token once it is loaded."""
+    """Middleware for the admin app; ``token`` gives the reload token once it is loaded.
+
+    ``hosts``: names (``admin.hosts``) it answers to besides addresses and localhost.
+    """
+    names = frozenset(h.lower() for h in hosts)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host")
-        if host is not None and not _host_is_an_address(host):
+        if host is not None and not _host_allowed(host, names):
             return _refuse(421, "the admin listener answers only to its address, not a name")
         if request.method in _SAFE:
             return await handler(request)
