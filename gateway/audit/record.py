@@ -65,6 +65,7 @@ CHAIN_COLUMNS: tuple[str, ...] = ("chain", "seq", "segment", "prev_hash", "row_h
 
 Content = tuple[Any, ...]  # values in CONTENT_COLUMNS order
 
+
 @functools.lru_cache(maxsize=4)
 def _keyed(key: bytes) -> hmac.HMAC:
     return hmac.new(key, digestmod=hashlib.sha256)
