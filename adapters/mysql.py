@@ -34,7 +34,6 @@ from typing import Any, ClassVar, TypeVar
 import asyncmy
 from asyncmy.charset import charset_by_name
 from asyncmy.connection import Connection
-from asyncmy.converters import escape_string
 from asyncmy.cursors import Cursor, DictCursor, SSDictCursor
 from asyncmy.errors import InterfaceError, MySQLError
 from pydantic import Field, SecretStr, field_validator
@@ -50,6 +49,7 @@ from gateway.adapter import (
     PoolStats,
     Row,
 )
+from gateway.security.redact import redact_values
 
 __all__ = ["FACTORY", "MysqlAdapter", "MysqlFactory", "MysqlOptions"]
 
@@ -128,26 +128,6 @@ def _error_code(exc: BaseException) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _param_texts(value: object) -> set[str]:
-    """The ways a parameter can show up inside a server or driver message."""
-    if value is None or isinstance(value, bool):
-        return set()
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        texts = {raw.decode("latin-1"), raw.decode("utf-8", "replace"), raw.hex()}
-    else:
-        texts = {str(value), str(value).strip(), repr(value)}
-    texts |= {escape_string(t) for t in list(texts)}  # as interpolated into the statement
-    return {t for t in texts if t}
-
-
-def _redact(message: str, args: Sequence[object]) -> str:
-    needles = sorted({t for a in args for t in _param_texts(a)}, key=len, reverse=True)
-    for needle in needles:
-        message = message.replace(needle, "<parameter>")
-    return message
-
-
 def _describe(exc: BaseException, args: Sequence[object]) -> str:
     """``mysql <errno> (<sqlstate>) ClassName: message`` without any parameter value."""
     if isinstance(exc, MySQLError):
@@ -158,7 +138,7 @@ def _describe(exc: BaseException, args: Sequence[object]) -> str:
     else:
         message, head = str(exc), "mysql"
     message = _NEAR_STATEMENT.sub(r"near <statement omitted> at line \1", message)
-    message = re.sub(r"\s+", " ", _redact(message, args)).strip()
+    message = re.sub(r"\s+", " ", redact_values(message, args)).strip()
     head = f"{head} {type(exc).__name__}"
     return f"{head}: {message}" if message else head
 

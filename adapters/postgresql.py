@@ -42,6 +42,7 @@ from gateway.adapter import (
     PoolStats,
     Row,
 )
+from gateway.security.redact import redact_values
 
 __all__ = ["FACTORY", "PostgresAdapter", "PostgresFactory", "PostgresOptions"]
 
@@ -133,26 +134,6 @@ class PostgresOptions(OptionsModel):
         return settings
 
 
-def _param_texts(value: object) -> set[str]:
-    """The ways a parameter can show up inside a server or driver message."""
-    if value is None or isinstance(value, bool):
-        return set()
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        texts = {raw.decode("latin-1"), raw.decode("utf-8", "replace"), raw.hex()}
-    else:
-        text = str(value)
-        texts = {text, text.strip(), repr(value)}
-    return {t for t in texts if t}
-
-
-def _redact(message: str, args: Sequence[object]) -> str:
-    needles = sorted({t for a in args for t in _param_texts(a)}, key=len, reverse=True)
-    for needle in needles:
-        message = message.replace(needle, "<parameter>")
-    return message
-
-
 def _describe(exc: BaseException, args: Sequence[object]) -> str:
     """``SQLSTATE ClassName: message`` with no DETAIL and no parameter value."""
     sqlstate: str | None = getattr(exc, "sqlstate", None)
@@ -162,7 +143,7 @@ def _describe(exc: BaseException, args: Sequence[object]) -> str:
         message = str(exc)
     if sqlstate and sqlstate.startswith(_VALUE_QUOTING_CLASSES):
         message = message.split(":", 1)[0]
-    message = re.sub(r"\s+", " ", _redact(message, args)).strip()
+    message = re.sub(r"\s+", " ", redact_values(message, args)).strip()
     head = " ".join(p for p in ("postgresql", sqlstate, type(exc).__name__) if p)
     return f"{head}: {message}" if message else head
 

@@ -59,6 +59,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.security.admin import read_token, token_path  # noqa: E402
 from tests.faults import FaultPort, free_port  # noqa: E402
 from tests.support import (  # noqa: E402
     PASSWORD_HASH,
@@ -134,7 +135,11 @@ def pct(values: Sequence[float], p: float) -> float:
 
 
 class HealthSampler(threading.Thread):
-    """GET /health on one keep-alive connection every ``every`` seconds, in its own thread."""
+    """GET /health every ``every`` seconds, in its own thread.
+
+    The gateway closes a connection after a health answer, so each sample includes a
+    connect on loopback (http.client opens the next connection by itself).
+    """
 
     def __init__(self, port: int, every: float = 0.01) -> None:
         super().__init__(daemon=True)
@@ -365,13 +370,14 @@ async def run(duration: float, concurrency: int, rounds: int, use_wrk: bool) -> 
     config = tmp / "gateway.yaml"
     write_config(config, tmp, port, admin, relay.port, circuit=True)
     base = f"http://127.0.0.1:{port}"
+    admin_base = f"http://127.0.0.1:{admin}"  # backends by name: the operators' listener
     query = urlencode({"personalId": PID})
     url = f"{base}/api/v1/fisher?{query}"
     load = load_wrk if use_wrk else load_aiohttp
     phases: list[Phase] = []
     try:
         with gateway(config, tmp / "gateway.log", admin) as proc:
-            await wait_health(base, "remote", "up")
+            await wait_health(admin_base, "remote", "up")
             await load(url, concurrency, 2.0)  # warm-up, not reported
             sampler = HealthSampler(port)
             sampler.start()
@@ -390,12 +396,16 @@ async def run(duration: float, concurrency: int, rounds: int, use_wrk: bool) -> 
                 # a and b alternate, so that drift on the machine hits both alike
                 for _ in range(rounds):
                     await relay.set_mode("forward")
-                    await wait_health(base, "remote", "up", circuit="closed")
+                    await wait_health(admin_base, "remote", "up", circuit="closed")
                     await phase("a  nothing hung")
                     await relay.set_mode("hang")
                     await phase("b  remote hung, circuit on")
                 write_config(config, tmp, port, admin, relay.port, circuit=False)
-                async with session.post(f"http://127.0.0.1:{admin}/-/reload") as r:
+                token = read_token(token_path(tmp / "var" / "quota.sqlite"))
+                async with session.post(
+                    f"http://127.0.0.1:{admin}/-/reload",
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as r:
                     if r.status != 200:
                         raise RuntimeError(f"reload refused: {await r.text()}")
                 await phase("c  remote hung, circuit off")

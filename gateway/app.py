@@ -15,6 +15,7 @@ the driver's message.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from gateway.config.summary import summarise
 from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
 from gateway.request import authenticate
-from gateway.respond import error_response, json_response
+from gateway.respond import json_response
 from gateway.runtime import Generation, Runtime, build_runtime
+from gateway.security.admin import admin_guard, ensure_token, token_path
 from gateway.security.errors import AddressNotAllowed, MalformedRequest
 from gateway.security.front import Client, FrontDoor, canonical_path
 from gateway.security.headers import with_security_headers
@@ -35,6 +37,7 @@ from gateway.status import status_routes
 __all__ = ["RUNTIME", "build_admin_app", "build_app", "build_runtime", "gateway_health"]
 
 RUNTIME = web.AppKey("runtime", Runtime)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ALLOWED = ("GET", "HEAD")
 
 
@@ -72,13 +75,29 @@ def _in_a_word(error: object) -> str | None:
     return "timed out" if "timed out" in text or "timeout" in text else "unavailable"
 
 
-def _public_health(body: dict[str, Any]) -> dict[str, Any]:
-    backends = {
-        name: {**h, "error": _in_a_word(h.get("error"))} for name, h in body["backends"].items()
-    }
-    # only the verdict: counts, chain name, paths and seal errors stay on the admin listener
+def _public_health(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    """What LC2's side may know: each service's state in a word, the audit's verdict.
+
+    Backend names (and with them hosts, databases and products), driver text, file
+    paths, counts and seal errors stay on the admin listener.
+    """
+    backends = body["backends"]
+    services = {}
+    for name, service in rt.settings.services.items():
+        h = backends.get(service.backend, {})
+        services[name] = {
+            "status": h.get("status"),
+            "circuit": h.get("circuit"),
+            "error": _in_a_word(h.get("error")),
+        }
     audit = {"status": body["audit"]["status"], "error": _in_a_word(body["audit"]["error"])}
-    return {**body, "audit": audit, "backends": backends}
+    return {
+        "status": body["status"],
+        "version": body["version"],
+        "maintenance": body["maintenance"],
+        "audit": audit,
+        "services": services,
+    }
 
 
 async def _service_health(
@@ -94,12 +113,14 @@ async def _service_health(
         try:
             await authenticate(lc2, gen.pipeline.credentials, request.headers, client)
         except GatewayError as err:
-            return error_response(lc2, err, "-", {})
+            return await gen.pipeline.reject(request, err, service, client=client)
     h = gen.health.get(backend).as_dict()
     status = "maintenance" if rt.maintenance.active else h["status"]
-    body = {"service": service, "backend": backend, **h, "status": status}
-    body["error"] = _in_a_word(h["error"])
-    return json_response(body, status=200 if status == "up" else 503)
+    # the backend's name is not LC2's business: the service it called is
+    body = {"service": service, **h, "status": status, "error": _in_a_word(h["error"])}
+    response = json_response(body, status=200 if status == "up" else 503)
+    response.force_close()  # as for /health: polling keeps no connection open
+    return response
 
 
 def build_app(rt: Runtime) -> web.Application:
@@ -107,7 +128,7 @@ def build_app(rt: Runtime) -> web.Application:
     app = web.Application(client_max_size=settings.listen.client_max_size)
     app[RUNTIME] = rt
     with_security_headers(app, tls=settings.security.tls is not None)
-    door = FrontDoor()  # lives with the app: lock-outs outlast config reloads
+    door = FrontDoor(rt.lockouts)
     door.register_metrics(rt.metrics.registry)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -117,35 +138,46 @@ def build_app(rt: Runtime) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
 
+    async def at_the_door(
+        request: web.Request, gen: Generation, client: Client, service: str | None = None
+    ) -> web.StreamResponse | None:
+        """The refusals every request meets first, audited: its address, then a body."""
+        if not client.allowed:
+            return await gen.pipeline.reject(request, AddressNotAllowed(), service, client=client)
+        if request.body_exists:  # LC2 input is in the URL; a body is never read, so never drained
+            body = MalformedRequest("a request body is not accepted")
+            return await gen.pipeline.reject(request, body, service, client=client)
+        return None
+
     async def health(request: web.Request) -> web.StreamResponse:
         gen = rt.current
         client = door.admit(request, gen.settings.security)
-        if not client.allowed:
-            return await gen.pipeline.reject(request, AddressNotAllowed(), client=client)
+        refused = await at_the_door(request, gen, client)
+        if refused is not None:
+            return refused
         if request.method not in _ALLOWED:
             return await gen.pipeline.reject(request, MethodNotAllowed(_ALLOWED), client=client)
         status, body = gateway_health(rt)
-        return json_response(_public_health(body), status=status)
+        response = json_response(_public_health(rt, body), status=status)
+        # a monitor polling /health must not hold a connection open forever by it
+        response.force_close()
+        return response
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         gen = rt.current  # the generation this call runs on, to its end
         pipeline = gen.pipeline
         client = door.admit(request, gen.settings.security)
-        if not client.allowed:
-            return await pipeline.reject(request, AddressNotAllowed(), client=client)
+        refused = await at_the_door(request, gen, client)
+        if refused is not None:
+            return refused
         match = gen.router.match(request.path)
         if match is None or not canonical_path(request):
             missing = NotFound(f"no endpoint at {request.path}")
             return await pipeline.reject(request, missing, client=client)
         service = match.service.name
         if request.method not in _ALLOWED:
-            refused = MethodNotAllowed(_ALLOWED)
-            return await pipeline.reject(request, refused, service, client=client)
-        if request.body_exists:  # LC2 input is in the URL; a body is never read, so never drained
-            body = MalformedRequest("a request body is not accepted")
-            response = await pipeline.reject(request, body, service, client=client)
-            response.force_close()
-            return response
+            refused_method = MethodNotAllowed(_ALLOWED)
+            return await pipeline.reject(request, refused_method, service, client=client)
         if match.kind == "health":
             return await _service_health(rt, gen, request, service, match.service.backend, client)
         if rt.maintenance.active:
@@ -163,6 +195,17 @@ def build_app(rt: Runtime) -> web.Application:
         finally:
             gen.leave()
 
+    @web.middleware
+    async def every_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:
+            # CONNECT's host:port and OPTIONS * name no path: refused and audited like the rest
+            handler = dispatch
+        response = await handler(request)
+        if request.body_exists:
+            response.force_close()  # the body was never read: the connection can not be reused
+        return response
+
+    app.middlewares.append(every_request)
     app.router.add_route("*", "/health", health)
     # every path, a decoded newline in it too, is the gateway's to answer (as JSON)
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
@@ -186,9 +229,16 @@ def _openapi(rt: Runtime) -> Callable[[web.Request], Awaitable[web.StreamRespons
 
 def build_admin_app(rt: Runtime) -> web.Application:
     """Admin listener; its life cycle is tied to the main app, which it never outlives."""
-    app = web.Application()
+    token = {"value": ""}
+    guard = admin_guard(lambda: token["value"], rt.lockouts, rt.settings.admin.hosts)
+    app = web.Application(middlewares=[guard])
     app[RUNTIME] = rt
     with_security_headers(app)
+
+    async def load_token(_: web.Application) -> None:
+        token["value"] = await asyncio.to_thread(ensure_token, token_path(rt.settings.quotas.store))
+
+    app.on_startup.append(load_token)
 
     async def live(_: web.Request) -> web.StreamResponse:
         return json_response({"status": "alive"})

@@ -11,9 +11,10 @@ against as many dummy hashes of the same strength as a known one, so the
 time taken does not tell which usernames exist.
 
 API keys (``X-API-Key`` by default) are long random tokens stored as SHA-256
-digests; a consumer with keys and a password must send both.  Lock-outs
-after repeated failures (:mod:`gateway.security.lockout`) are checked first,
-so a locked-out caller costs no hash at all.
+digests; a consumer with keys and a password must send both.  A password
+attempt takes its place in the lock-out counts (:mod:`gateway.security.lockout`)
+before it is hashed, so a locked-out caller, or one past the limit with
+attempts still being checked, costs no hash at all.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gateway.errors import Unauthorized
 from gateway.policy import FieldPolicy
 from gateway.security.apikey import key_digest
 from gateway.security.errors import AuthLockedOut
-from gateway.security.lockout import Lockouts
+from gateway.security.lockout import Lockouts, Reservation
 from gateway.security.network import Networks
 
 __all__ = [
@@ -152,7 +153,8 @@ def _dummy_hashes(consumers: Sequence[Consumer]) -> tuple[str, ...]:
     )
 
 
-_Outcome = tuple[Consumer | None, str | None, str, bool]
+# (consumer, username tried, reason if refused, freshly verified, failure already counted)
+_Outcome = tuple[Consumer | None, str | None, str, bool, bool]
 
 
 class CredentialStore:
@@ -168,7 +170,7 @@ class CredentialStore:
 
     async def authenticate(self, header: str) -> Consumer | None:
         """The consumer whose Basic credentials these are, or None (no lock-outs, no API key)."""
-        consumer, _, _, _ = await self._basic(header)
+        consumer, _, _, _, _ = await self._basic(header, "", None)
         return consumer
 
     async def check(
@@ -183,50 +185,57 @@ class CredentialStore:
 
         The reason of a refusal is in the error's detail, for the audit only.
         """
-        if lockouts is not None and lockouts.active:
-            basic = parse_basic(header) if header else None
-            wait = lockouts.retry_after(address, basic[0] if basic else None)
-            if wait is not None:
-                raise AuthLockedOut(wait, "refused unverified: too many failed sign-ins")
         username: str | None = None
+        counted = False
         if header:
-            consumer, username, reason, verified = await self._basic(header)
+            consumer, username, reason, _, counted = await self._basic(header, address, lockouts)
             if consumer is not None and not _second_factor(consumer, api_key):
                 consumer = None
                 reason = f"consumer {username!r}: API key missing or wrong"
         elif api_key:
-            consumer, verified = self._by_key.get(key_digest(api_key)), False
+            # a 256-bit key is not guessed: checking one costs a digest, so it takes no place
+            # before the check, and a right key is never refused by a lock-out
+            consumer = self._by_key.get(key_digest(api_key))
             reason = "API key not recognised"
             if consumer is not None and consumer.password_hashes:
                 reason = f"consumer {consumer.username!r} needs Basic credentials too"
                 consumer = None
         else:
-            consumer, verified, reason = None, False, "no credentials"
+            consumer, reason = None, "no credentials"
         if consumer is None:
-            if lockouts is not None:
-                lockouts.failure(address, username)
+            if lockouts is not None and not counted:
+                await self.failed(lockouts, address)
             raise Unauthorized(reason)
-        if verified and lockouts is not None:
-            lockouts.success(address, consumer.username)
         return consumer
 
-    async def _basic(self, header: str) -> _Outcome:
-        """(consumer, username tried, reason if refused, freshly verified)."""
+    @staticmethod
+    async def failed(lockouts: Lockouts, address: str) -> None:
+        """Count a failed sign-in that cost no hash; AuthLockedOut if the address is locked."""
+        wait = await lockouts.fail(address)
+        if wait is not None:
+            raise AuthLockedOut(wait, "refused unverified: too many failed sign-ins")
+
+    async def _basic(self, header: str, address: str, lockouts: Lockouts | None) -> _Outcome:
         # Keyed BLAKE2b is a MAC in its own right, and CPython's own code: HMAC-SHA256 goes
         # through OpenSSL, whose digest lookup contends with the audit thread's hashing.
+        # The address is part of the key: a header verified for LC2's address is not a
+        # shortcut past the lock-out for anyone else who sends the same one.
         tag = hashlib.blake2b(
-            header.encode("utf-8", "surrogateescape"), key=self._cache_key, digest_size=32
+            f"{address}\n{header}".encode("utf-8", "surrogateescape"),
+            key=self._cache_key,
+            digest_size=32,
         ).digest()
         hit = self._cache.get(tag)
         if hit is not None:
             self._cache.move_to_end(tag)
-            return hit, hit.username, "", False
+            return hit, hit.username, "", False, False
         # Calls that bring a header while it is being verified wait for that verification:
         # LC2 opening its connections at once after a start or reload costs one scrypt
-        # (and one 16 MiB buffer), not one per connection queued on the slots.
+        # (and one 16 MiB buffer, and one place in the lock-out counts), not one per
+        # connection queued on the slots.
         pending = self._inflight.get(tag)
         if pending is None:
-            pending = asyncio.ensure_future(self._verify(tag, header))
+            pending = asyncio.ensure_future(self._verify(tag, header, address, lockouts))
             self._inflight[tag] = pending
             pending.add_done_callback(lambda done: self._forget(tag, done))
         return await asyncio.shield(pending)
@@ -234,22 +243,48 @@ class CredentialStore:
     def _forget(self, tag: bytes, done: asyncio.Future[_Outcome]) -> None:
         if self._inflight.get(tag) is done:
             del self._inflight[tag]
+        if not done.cancelled():
+            done.exception()  # retrieved: followers may all have gone
 
-    async def _verify(self, tag: bytes, header: str) -> _Outcome:
+    async def _verify(
+        self, tag: bytes, header: str, address: str, lockouts: Lockouts | None
+    ) -> _Outcome:
         creds = parse_basic(header)
         if creds is None:
-            return None, None, "the Authorization header is not HTTP Basic credentials", False
+            reason = "the Authorization header is not HTTP Basic credentials"
+            return None, None, reason, False, False
         user, password = creds
         consumer = self._by_username.get(user)
+        reservation = None
+        if lockouts is not None:
+            # the attempt takes its place in the counts before the hash, or is refused unhashed
+            allow = consumer.allow_from if consumer is not None else None
+            got = await lockouts.reserve(
+                address, user, exempt=allow is not None and address in allow
+            )
+            if not isinstance(got, Reservation):
+                raise AuthLockedOut(got, "refused unverified: too many failed sign-ins")
+            reservation = got
         known = consumer.password_hashes if consumer is not None else ()
         hashes = known + self._dummy[: max(0, len(self._dummy) - len(known))]
-        async with self._slots:  # scrypt takes tens of ms: in a thread, a few at a time
-            ok = await asyncio.to_thread(_verify_any, password, hashes)
+        try:
+            async with self._slots:  # scrypt takes tens of ms: in a thread, a few at a time
+                ok = await asyncio.to_thread(_verify_any, password, hashes)
+        except BaseException:
+            if lockouts is not None and reservation is not None:
+                await asyncio.shield(lockouts.settle(reservation, failed=False, remember=False))
+            raise
+        ok = ok and consumer is not None
+        if lockouts is not None and reservation is not None:
+            # an address is remembered as the username's own only where no allow list says
+            # where it belongs (a stolen password used elsewhere must not earn an exemption)
+            remember = consumer is not None and consumer.allow_from is None
+            await lockouts.settle(reservation, failed=not ok, remember=remember)
         if not ok or consumer is None:
             # only a configured username is named: a mistyped password must not reach the audit
             reason = "unknown username" if consumer is None else f"wrong password for {user!r}"
-            return None, user, reason, False
+            return None, user, reason, False, True
         self._cache[tag] = consumer
         if len(self._cache) > _CACHE_MAX:
             self._cache.popitem(last=False)
-        return consumer, user, "", True
+        return consumer, user, "", True, False

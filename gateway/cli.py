@@ -120,8 +120,16 @@ def _cmd_reload(args: argparse.Namespace) -> int:
         )
         return 1
     url = admin_url(settings, "/-/reload")
+    from gateway.security.admin import read_token, token_path
+
+    try:  # the running gateway's reload token: readable by its service user only
+        auth = {"Authorization": f"Bearer {read_token(token_path(settings.quotas.store))}"}
+    except OSError as err:
+        print(f"cannot read the admin token (run as the service user): {err}", file=sys.stderr)
+        return 1
+    request = urllib.request.Request(url, method="POST", headers=auth)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30) as resp:
             body = json.loads(resp.read())
     except urllib.error.HTTPError as err:
         body = json.loads(err.read() or b"{}")

@@ -8,24 +8,21 @@ SQLite serialises writers across processes, which is what makes the
 counters right when several workers serve one port, and keeps them across
 reloads and restarts.  Nothing here runs when no rule is configured.
 
-The database work runs on one dedicated thread: SQLite connections are not
-to be shared across threads, and the event loop must never wait on a lock.
+The file and its thread are a :class:`~gateway.statefile.StateFile`, which
+the failed-sign-in counts share.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 from gateway.config.models import QuotaRule
 from gateway.config.runtime import QuotaSettings
 from gateway.errors import QuotaExceeded
-from gateway.turns import Turns
+from gateway.statefile import StateFile
 
 __all__ = ["QuotaStore", "window"]
 
@@ -40,8 +37,12 @@ CREATE TABLE IF NOT EXISTS quota_counter (
     PRIMARY KEY (rule, subject, window)
 ) WITHOUT ROWID;
 """
-_UNITS = {"second": dt.timedelta(seconds=1), "minute": dt.timedelta(minutes=1),
-          "hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+_UNITS = {
+    "second": dt.timedelta(seconds=1),
+    "minute": dt.timedelta(minutes=1),
+    "hour": dt.timedelta(hours=1),
+    "day": dt.timedelta(days=1),
+}
 
 
 def window(per: str, now: dt.datetime) -> tuple[str, float]:
@@ -62,9 +63,7 @@ class QuotaStore:
     def __init__(self, cfg: QuotaSettings) -> None:
         self._cfg = cfg
         self._tz = ZoneInfo(cfg.timezone)
-        self._db: sqlite3.Connection | None = None
-        self._turns: Turns | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._file = StateFile(cfg.store, "quota")
 
     @property
     def active(self) -> bool:
@@ -77,35 +76,15 @@ class QuotaStore:
 
     async def open(self) -> None:
         # Opened even without rules, so a reload that adds rules finds it ready.
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="quota")
-        await self._run(self._open)
+        await self._file.open(self._setup)
 
-    def _open(self) -> None:
-        self._cfg.store.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._cfg.store, timeout=2.0, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # counters, not evidence: the audit is that
+    def _setup(self, db: sqlite3.Connection) -> None:
         db.executescript(_SCHEMA)
         cutoff = (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
         db.execute("DELETE FROM quota_counter WHERE window < ?", (cutoff,))
-        self._db = db
-        self._turns = Turns(self._cfg.store)
 
     async def close(self) -> None:
-        if self._pool is None:
-            return
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        if self._turns is not None:
-            self._turns.close()
-            self._turns = None
-        self._pool.shutdown(wait=True)
-        self._pool = None
-
-    async def _run(self, fn: object, *args: object) -> object:
-        assert self._pool is not None and callable(fn)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        await self._file.close()
 
     async def check(self, service: str, sandbox: bool, subjects: dict[str, str]) -> None:
         """Count this call against every rule that applies, or raise QuotaExceeded."""
@@ -118,49 +97,36 @@ class QuotaStore:
             return
         now = dt.datetime.now(self._tz)
         try:
-            refused = await self._run(self._take, rules, subjects, now)
+            file = self._file
+            refused = await file.run(file.transaction, self._count, rules, subjects, now)
         except sqlite3.Error as exc:
             # Quotas protect legacy systems from overuse; they are not evidence. A broken
             # counter store must not stop LC2, so the call goes on and the fault is logged.
             log.error("quota store unusable, call not counted: %s", exc)
             return
         if refused is not None:
-            assert isinstance(refused, tuple)
             rule, retry_after = refused
             raise QuotaExceeded(rule.name, rule.limit, rule.per, rule.scope, retry_after)
-
-    def _take(
-        self, rules: list[QuotaRule], subjects: dict[str, str], now: dt.datetime
-    ) -> tuple[QuotaRule, float] | None:
-        db = self._db
-        assert db is not None and self._turns is not None
-        with self._turns.taken():  # workers queue for the file (see gateway/turns.py)
-            return self._count(db, rules, subjects, now)
 
     @staticmethod
     def _count(
         db: sqlite3.Connection, rules: list[QuotaRule], subjects: dict[str, str], now: dt.datetime
     ) -> tuple[QuotaRule, float] | None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for rule in rules:
-                key, left = window(rule.per, now)
-                subject = subjects.get(rule.scope, "")
-                row = db.execute(
-                    "SELECT calls FROM quota_counter WHERE rule=? AND subject=? AND window=?",
-                    (rule.name, subject, key),
-                ).fetchone()
-                if row is not None and row[0] >= rule.limit:
-                    db.execute("ROLLBACK")
-                    return rule, left
-                db.execute(
-                    "INSERT INTO quota_counter VALUES (?, ?, ?, 1) ON CONFLICT "
-                    "(rule, subject, window) DO UPDATE SET calls = calls + 1",
-                    (rule.name, subject, key),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
+        keys = []
+        for rule in rules:  # every rule is checked before any is counted: a refusal uses nothing
+            key, left = window(rule.per, now)
+            subject = subjects.get(rule.scope, "")
+            row = db.execute(
+                "SELECT calls FROM quota_counter WHERE rule=? AND subject=? AND window=?",
+                (rule.name, subject, key),
+            ).fetchone()
+            if row is not None and row[0] >= rule.limit:
+                return rule, left
+            keys.append((rule.name, subject, key))
+        for key3 in keys:
+            db.execute(
+                "INSERT INTO quota_counter VALUES (?, ?, ?, 1) ON CONFLICT "
+                "(rule, subject, window) DO UPDATE SET calls = calls + 1",
+                key3,
+            )
         return None

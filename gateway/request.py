@@ -76,7 +76,7 @@ async def authenticate(
         consumer = await creds.check(
             auth, api_key=api_key, address=client.address, lockouts=client.lockouts
         )
-        _check_origin(consumer, client)
+        await _check_origin(consumer, client)
     if lc2.user_agent_prefix and not user_agent.startswith(lc2.user_agent_prefix):
         raise InvalidHeader("User-Agent", f"must start with {lc2.user_agent_prefix!r}")
     if not lc2.office_re.fullmatch(office):
@@ -88,13 +88,13 @@ async def authenticate(
     return Caller(consumer, office, officer)
 
 
-def _check_origin(consumer: Consumer, client: Client) -> None:
+async def _check_origin(consumer: Consumer, client: Client) -> None:
     """Right credentials from the wrong place count as a failed sign-in from that address."""
     if consumer.allow_from is not None and client.address not in consumer.allow_from:
-        client.lockouts.failure(client.address, None)
+        await CredentialStore.failed(client.lockouts, client.address)
         raise AddressNotAllowed(f"consumer {consumer.name!r} may not call from {client.address}")
     if consumer.cert_sha256 and client.cert_sha256() not in consumer.cert_sha256:
-        client.lockouts.failure(client.address, None)
+        await CredentialStore.failed(client.lockouts, client.address)
         raise CertificateNotAccepted(f"consumer {consumer.name!r}: client certificate not pinned")
 
 

@@ -38,6 +38,7 @@ from gateway.quota import QuotaStore
 from gateway.reload import reload_record
 from gateway.router import Router
 from gateway.sdnotify import notify, reloading
+from gateway.security.lockout import Lockouts, SqliteCounters
 from gateway.status import StatusObserver
 
 __all__ = ["Generation", "Runtime", "build_runtime"]
@@ -141,6 +142,8 @@ class Runtime:
         self.status = StatusObserver()
         self.hub = Hub(self.audit, [self.metrics, AccessLog(settings.logging.access), self.status])
         self.quotas = QuotaStore(settings.quotas)
+        # failed sign-ins are counted beside the quotas: one file all workers share
+        self.lockouts = Lockouts(SqliteCounters(settings.quotas.store), settings.security.lockout)
         self.maintenance = MaintenanceSwitch(settings.maintenance_file)
         self.adapter_users: dict[Adapter, int] = {}  # generations using each adapter
         self.current = Generation(self, settings, None)
@@ -157,6 +160,7 @@ class Runtime:
     async def start(self) -> None:
         await self.audit.start()
         await self.quotas.open()
+        await self.lockouts.store.open()
         await self.maintenance.start()
         await self.current.open()
         self.ready = True
@@ -169,6 +173,7 @@ class Runtime:
         await self.maintenance.close()
         await self.audit.close()  # flushes queued records first
         await self.quotas.close()
+        await self.lockouts.store.close()
 
     async def reload(self, path: Path) -> tuple[bool, str]:
         """Validate ``path`` and swap it in; on any problem the running config stays.
@@ -212,6 +217,7 @@ class Runtime:
             old, self.current = self.current, new
             self.audit.services = settings.services
             self.quotas.configure(settings.quotas)
+            self.lockouts.policy = settings.security.lockout
             self.maintenance.path = settings.maintenance_file
             self.metrics.on_generation(settings)
             task = asyncio.create_task(old.retire(deadline=60.0))

@@ -34,7 +34,7 @@ from gateway.respond import error_response
 from gateway.runtime import Runtime
 from gateway.sdnotify import notify, watchdog_interval
 from gateway.security.headers import SERVER_NAME, security_headers
-from gateway.security.listener import ListenerSite, RejectCounter, handler_args
+from gateway.security.listener import ConnectionCap, ListenerSite, RejectCounter, handler_args
 from gateway.security.redact import REDACTOR
 
 __all__ = ["ListenError", "run", "serve"]
@@ -123,6 +123,7 @@ async def serve(
             ssl_context=tls,
             reuse_address=True,
             reuse_port=worker is not None,
+            cap=ConnectionCap(listen.max_connections, listen.max_connections_per_address),
         )
         await _start(site, "LC2", listen.host, listen.port)
         if settings.admin.enabled:
@@ -137,6 +138,7 @@ async def serve(
                 header_timeout=listen.header_timeout,
                 render=_renderer(rt, tls=False),
                 on_reject=rejected,
+                cap=ConnectionCap(listen.max_connections, listen.max_connections_per_address),
             )
             await _start(admin_site, "admin", settings.admin.host, admin_port)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -29,8 +28,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from gateway.auth import Consumer, CredentialStore
-from gateway.errors import all_error_types
+from gateway.errors import Unauthorized, all_error_types
 from gateway.observe import CallRecord
+from gateway.security.errors import AuthLockedOut
+from gateway.security.redact import mask_all_pids
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -49,7 +50,6 @@ __all__ = [
 MINUTES = 60
 ERRORS_KEPT = 50
 REFRESH_SECONDS = 30
-_PID_LIKE = re.compile(r"(?<!\d)\d(?:[- ]?\d){12}(?!\d)")
 _MESSAGES = {e.code: e.message_en for e in all_error_types()}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -179,8 +179,8 @@ def _e(text: object) -> str:
 
 
 def redact(text: str) -> str:
-    """Mask anything shaped like a citizen ID (13 digits, maybe dashed or spaced)."""
-    return _PID_LIKE.sub("[citizen ID masked]", text)
+    """Mask anything shaped like a citizen ID, in any spelling, as the audit does."""
+    return mask_all_pids(text)
 
 
 def _badge(state: str | None, label: str | None = None) -> str:
@@ -359,7 +359,16 @@ def status_routes(
                 "(usernames and `lc2-gateway passwd` hashes) and restart\n",
             )
         header = request.headers.get("Authorization", "")
-        if not header or await store.authenticate(header) is None:
+        try:
+            # the same counts and limits as LC2's sign-ins: guessing here locks out too
+            await store.check(header, address=request.remote or "", lockouts=rt.lockouts)
+        except AuthLockedOut as locked:
+            return web.Response(
+                status=429,
+                text="status page: too many failed sign-ins, try again later\n",
+                headers={**locked.headers, **_HEADERS},
+            )
+        except Unauthorized:
             return web.Response(
                 status=401,
                 text="status page: credentials required\n",

@@ -6,9 +6,10 @@ connections, and its admin listener on ``admin.port + index``), forwards
 SIGHUP and SIGTERM to them, restarts one that dies, and speaks to systemd:
 READY once every worker is listening, watchdog pings only while every
 worker's event loop reports in.  What must be right across workers is kept
-where all of them see it: the audit store and the quota counters are SQLite
-files shared through SQLite's own locking; each worker's metrics are exact
-for that worker, and Prometheus sums the N admin endpoints.
+where all of them see it: the audit store, the quota counters and the
+failed-sign-in counts are SQLite files shared through SQLite's own locking;
+each worker's metrics are exact for that worker, and Prometheus sums the N
+admin endpoints.
 """
 
 from __future__ import annotations

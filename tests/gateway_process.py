@@ -45,9 +45,19 @@ def http_get(
 class GatewayProcess:
     """``with GatewayProcess(config, admin_port) as gw:`` serves until the block ends."""
 
-    def __init__(self, config: Path, admin_port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        admin_port: int,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        workers: int = 1,
+    ) -> None:
         self.config = config
         self.admin = f"http://127.0.0.1:{admin_port}"
+        # with --workers N, worker i's admin listener is on admin_port + i: all must be ready
+        self.admins = [f"http://127.0.0.1:{admin_port + i}" for i in range(workers)]
+        self.args = (*args, "--workers", str(workers)) if workers > 1 else args
         self.env = {**os.environ, **(env or {})}
         self.output = ""
         self.returncode: int | None = None
@@ -55,7 +65,7 @@ class GatewayProcess:
 
     def __enter__(self) -> GatewayProcess:
         self._proc = subprocess.Popen(
-            [*CLI, "serve", "-c", str(self.config)],
+            [*CLI, "serve", "-c", str(self.config), *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -69,7 +79,7 @@ class GatewayProcess:
                 self.stop()
                 raise AssertionError(f"gateway exited {self.returncode}:\n{self.output}")
             try:
-                if http_get(f"{self.admin}/ready")[0] == 200:
+                if all(http_get(f"{admin}/ready")[0] == 200 for admin in self.admins):
                     return self
             except OSError:
                 pass

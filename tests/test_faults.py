@@ -328,7 +328,8 @@ BOUNDED = aiohttp.ClientTimeout(total=HARD_LIMIT)  # the test's own calls never 
 
 async def look(base: str, admin: str, session: aiohttp.ClientSession) -> View:
     t0 = time.perf_counter()
-    async with session.get(f"{base}/health", timeout=BOUNDED) as resp:
+    # the operators' view: backends by name are on the admin listener only
+    async with session.get(f"{admin}/health", timeout=BOUNDED) as resp:
         health_status, health = resp.status, await resp.json()
     latency = time.perf_counter() - t0
     async with session.get(f"{admin}/metrics", timeout=BOUNDED) as resp:

@@ -14,6 +14,7 @@ from gateway.app import build_admin_app, build_app
 from gateway.config.build import load_settings
 from gateway.quota import window
 from gateway.runtime import Runtime
+from gateway.security.admin import read_token, token_path
 from tests.support import (
     NO_RECORD_PID,
     OFFICER,
@@ -182,7 +183,10 @@ async def test_reload_adds_routes_keeps_pools_and_refuses_broken_files(
     assert "lc2_gateway_config_last_reload_successful 0.0" in metrics
 
     path.write_text("services: [unclosed\n", encoding="utf-8")
-    assert (await admin.post("/-/reload")).status == 400
+    token = read_token(token_path(rt.settings.quotas.store))
+    assert (await admin.post("/-/reload")).status == 401  # the admin token is required
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await admin.post("/-/reload", headers=bearer)).status == 400
     assert (await client.get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 200
 
 
@@ -269,8 +273,8 @@ async def test_open_circuit_fails_fast_and_shows_in_health(
     r = await client.get("/api/v1/gone", params=Q, headers=lc2_headers())
     assert int(r.headers["Retry-After"]) > 0
     health = await (await client.get("/health")).json()
-    assert health["backends"]["gone"]["circuit"] == "open"
-    assert health["backends"]["legacy"]["circuit"] == "closed"
+    assert health["services"]["gone"]["circuit"] == "open"
+    assert health["services"]["fisher"]["circuit"] == "closed"  # on the legacy backend
     # the healthy service is untouched
     assert (await client.get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 200
     assert rt.current.guards["gone"].breaker is not None

@@ -256,10 +256,10 @@ async def test_health_on_the_lc2_listener_names_trouble_in_a_word(
     admin = await aiohttp_client(build_admin_app(rt))
     for _ in range(50):
         body = await (await client.get("/health")).json()
-        if body["backends"]["pg"]["error"]:
+        if body["services"]["pg"]["error"]:
             break
         await __import__("asyncio").sleep(0.1)
-    assert body["backends"]["pg"]["error"] == "unavailable"
+    assert body["services"]["pg"]["error"] == "unavailable"
     service = await (await client.get("/api/v1/pg/health")).json()
     assert service["error"] == "unavailable" and service["status"] != "up"
     full = await (await admin.get("/health")).json()

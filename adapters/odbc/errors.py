@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from gateway.adapter import BackendError, BackendTimeout, BackendUnavailable
+from gateway.security.redact import redact_values
 
 __all__ = [
     "Dialect",
@@ -84,21 +85,6 @@ def _native_code(message: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _param_texts(value: object) -> set[str]:
-    """The ways a parameter can show up inside a server or driver message."""
-    if value is None or isinstance(value, bool):
-        return set()
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        texts = {raw.decode("latin-1"), raw.decode("utf-8", "replace"), raw.hex()}
-    else:
-        text = str(value)
-        texts = {text, text.strip(), repr(value), text.replace("'", "''")}
-    # Shorter values (a sex code, a village number) identify nobody and would
-    # only blot out version numbers and positions in the message.
-    return {t for t in texts if len(t) >= 4}
-
-
 def describe_error(
     exc: BaseException, params: Sequence[object] = (), *, password: str | None = None
 ) -> str:
@@ -111,9 +97,7 @@ def describe_error(
     message = _NEAR_STATEMENT.sub(r"near <statement omitted> at line \1", message)
     if state and state.startswith(("22", "23")):
         message = _QUOTED.sub("'<value>'", message)  # data errors quote the offending value
-    needles = sorted({t for s in params for t in _param_texts(s)}, key=len, reverse=True)
-    for needle in needles:
-        message = message.replace(needle, "<parameter>")
+    message = redact_values(message, params)
     if password:  # however short: a driver may echo its connection string
         message = message.replace(password, "<password>")
     message = re.sub(r"\s+", " ", message).strip()

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from gateway.adapter import BackendError, BackendTimeout, BackendUnavailable
+from gateway.security.redact import redact_values
 
 __all__ = ["describe_error", "error_code", "map_error"]
 
@@ -67,18 +68,6 @@ def error_code(exc: BaseException) -> tuple[str, int, str]:
     return full_code, code, message
 
 
-def _param_texts(value: object) -> set[str]:
-    if value is None or isinstance(value, bool):
-        return set()
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        texts = {raw.decode("latin-1"), raw.decode("utf-8", "replace"), raw.hex()}
-    else:
-        text = str(value)
-        texts = {text, text.strip(), repr(value)}
-    return {t for t in texts if len(t) >= 4}  # shorter values identify nobody
-
-
 def describe_error(exc: BaseException, args: Sequence[object] = ()) -> str:
     """``oracle ORA-nnnnn ClassName: message``: no help URL, no parameter value."""
     full_code, _, message = error_code(exc)
@@ -86,8 +75,7 @@ def describe_error(exc: BaseException, args: Sequence[object] = ()) -> str:
     message = " ".join(lines)
     if full_code and message.startswith(f"{full_code}:"):
         message = message[len(full_code) + 1 :]
-    for needle in sorted({t for a in args for t in _param_texts(a)}, key=len, reverse=True):
-        message = message.replace(needle, "<parameter>")
+    message = redact_values(message, args)
     message = re.sub(r"\s+", " ", message).strip()
     head = " ".join(p for p in ("oracle", full_code, type(exc).__name__) if p)
     return f"{head}: {message}" if message else head

@@ -4,7 +4,9 @@ A record's *content* is every column that describes the call; the chain
 columns (``chain``, ``seq``, ``segment``, ``prev_hash``, ``row_hash``) are
 added by the writer when the record takes its place in the chain.  The
 queried citizen ID is never kept in clear: ``subject_hash`` is an
-HMAC-SHA256 under a key held outside the store.
+HMAC-SHA256 under a key held outside the store.  Every free-text field the
+caller controls (user agent, method, path, unknown parameters'
+names, the error) has each citizen ID in it masked, in any spelling.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.observe import CallRecord
+from gateway.security.redact import mask_all_pids
 from gateway.transforms import is_valid_pid, mask_pid
 
 if TYPE_CHECKING:
@@ -63,8 +65,6 @@ CHAIN_COLUMNS: tuple[str, ...] = ("chain", "seq", "segment", "prev_hash", "row_h
 
 Content = tuple[Any, ...]  # values in CONTENT_COLUMNS order
 
-_PID_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{13}(?![0-9])")
-
 
 @functools.lru_cache(maxsize=4)
 def _keyed(key: bytes) -> hmac.HMAC:
@@ -78,8 +78,9 @@ def subject_hash(key: bytes, pid: str) -> str:
     return mac.hexdigest()
 
 
-def mask_text(text: str) -> str:
-    return _PID_IN_TEXT.sub(lambda m: mask_pid(m.group(0)), text)
+def mask_text(text: str | None) -> str | None:
+    """A caller-controlled field with every citizen ID, in any spelling, masked."""
+    return mask_all_pids(text) if text else text
 
 
 def iso_utc(ts: float) -> str:
@@ -102,7 +103,8 @@ def content_from_call(rec: CallRecord, service: Service | None, key: bytes) -> C
         spec = service.param_index.get(name) if service else None
         hashed = None
         if spec is None:
-            params[name] = "<unknown parameter: value not kept>"
+            # an unknown parameter's name is the caller's text too (``?1740100234561=1``)
+            params[mask_all_pids(name)] = "<unknown parameter: value not kept>"
         elif spec.audit == "hash":
             hashed = subject_hash(key, raw)
             params[name] = {"hmac": hashed}
@@ -115,13 +117,13 @@ def content_from_call(rec: CallRecord, service: Service | None, key: bytes) -> C
             hint = mask_pid(raw) if is_valid_pid(raw) else None
     return (
         iso_utc(rec.started),
-        rec.request_id,
+        rec.request_id,  # one shaped like a citizen ID was replaced when the call arrived
         rec.consumer,
         rec.office,
-        rec.officer,
+        rec.officer,  # the officer's own ID, kept by design: who asked
         rec.client_ip,
-        rec.user_agent,
-        rec.method,
+        mask_text(rec.user_agent),
+        mask_text(rec.method),
         mask_text(rec.path),
         rec.service,
         rec.kind,
@@ -134,5 +136,5 @@ def content_from_call(rec: CallRecord, service: Service | None, key: bytes) -> C
         rec.rows,
         _ms(rec.duration),
         None if rec.backend_duration is None else _ms(rec.backend_duration),
-        mask_text(rec.error) if rec.error else None,
+        mask_text(rec.error) or None,
     )

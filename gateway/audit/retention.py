@@ -81,7 +81,8 @@ def write_archive(path: Path, seal: Seal, records: Iterator[StoredRecord]) -> st
         "columns": list(ALL_COLUMNS),
         "seal": {c: v for c, v in seal.as_dict().items() if c in (*SEAL_COLUMNS, "seal_hash")},
     }
-    with open(tmp, "wb") as raw:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as raw:
         with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write((_dumps(header) + "\n").encode("utf-8"))
             for r in records:

@@ -16,6 +16,7 @@ or not at all.  That is why a torn last batch never breaks the chain.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +26,10 @@ from gateway.audit.chain import Head, Segmenter, link
 from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
 from gateway.audit.seal import SEAL_COLUMNS, Seal
 from gateway.audit.store import SqlReader, StoreError, quoted
+from gateway.security.files import create_private, exposed
 from gateway.turns import Turns
+
+log = logging.getLogger("lc2_gateway.audit")
 
 __all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
 
@@ -127,9 +131,16 @@ class SqliteStore(SqlReader):
     ) -> SqliteStore:
         if not create and not path.exists():
             raise StoreError(f"no audit store at {path}")
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if create:
+                create_private(path)  # officers' IDs: 0600 whatever the umask
+            exposure = exposed(path)
+            if exposure is not None:
+                log.error(
+                    "audit store %s is readable by others (%s): chmod 600 it and its -wal/-shm",
+                    path,
+                    exposure,
+                )
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")

@@ -93,6 +93,12 @@ class ListenConfig(_Model):
     keepalive_timeout: float = Field(
         default=75.0, gt=0, le=3600, description="seconds an idle kept-alive connection stays open"
     )
+    max_connections: int = Field(
+        default=1024, ge=1, description="open connections per listener; more are closed at accept"
+    )
+    max_connections_per_address: int = Field(
+        default=256, ge=1, description="open connections from one peer address"
+    )
     tls: TLSConfig | None = None
 
 
@@ -105,6 +111,10 @@ class AdminConfig(_Model):
     status_users: dict[str, str] = Field(
         default_factory=dict,
         description="username -> scrypt hash (`lc2-gateway passwd`) for the /status page",
+    )
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="names in Host it answers to, besides addresses and localhost",
     )
 
     @field_validator("status_users")

@@ -3,12 +3,14 @@
 One module per concern, each small:
 
 ``network``   CIDR allow lists, trusted proxies, the caller's address
-``lockout``   failed sign-ins per address and per username, lock-out windows
+``lockout``   failed sign-ins counted before the hash, in a store all workers share
+``admin``     the admin listener's guard: Host, Origin and the reload token
+``files``     state files created 0600, and a check for ones readable by others
 ``tls``       the LC2 listener's TLS context, mutual TLS, certificate pins
 ``front``     the front door: the caller's address and the gateway-wide allow list, per call
-``listener``  the listening socket: size limits, the request-head deadline, malformed requests
+``listener``  the listening socket: connection caps, size limits, head deadline, bad requests
 ``headers``   security headers on every response
-``redact``    citizen IDs and configured secrets out of logs and error bodies
+``redact``    citizen IDs, secrets and bound values out of logs, the audit, error bodies
 ``apikey``    API keys: generation and hashing
 ``settings``  the frozen, compiled form of the ``security:`` block
 ``errors``    the request-stage errors these raise (codes 105-108)

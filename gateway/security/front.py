@@ -1,8 +1,8 @@
 """The front door: who is calling, from where, before the pipeline runs.
 
-:class:`FrontDoor` lives as long as the LC2 application (the process), so
-the failed-sign-in counts it holds survive config reloads; the rules it
-applies come from the generation each call runs on.  Per call it resolves
+:class:`FrontDoor` lives as long as the LC2 application (the process) and
+hands each call the process's lock-out counters; the rules it applies come
+from the generation each call runs on.  Per call it resolves
 the caller's address (trusted proxies only), decides the gateway-wide allow
 list and hands the pipeline a :class:`Client`: the address, the rules, the
 lock-out state and the connection (for a TLS client certificate, read only
@@ -78,8 +78,8 @@ class _LockoutMetrics(Collector):
 
 
 class FrontDoor:
-    def __init__(self, lockouts: Lockouts | None = None) -> None:
-        self.lockouts = lockouts or Lockouts()
+    def __init__(self, lockouts: Lockouts) -> None:
+        self.lockouts = lockouts
         self._security: SecuritySettings | None = None
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
@@ -88,7 +88,6 @@ class FrontDoor:
     def admit(self, request: web.BaseRequest, security: SecuritySettings) -> Client:
         if security is not self._security:  # the first call on a new config generation
             self._security = security
-            self.lockouts.policy = security.lockout
             REDACTOR.add_secrets(security.secrets)
         peer = request.remote or ""
         if security.trusted_proxies is None:

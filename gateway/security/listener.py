@@ -19,6 +19,12 @@ with the gateway's JSON error envelope, code 108, security headers and no
 echo of what was sent: aiohttp's own answer would quote the offending bytes
 (a URL with a citizen ID in it, say) back to the client and into the log.
 Both kinds of refusal are counted in ``lc2_gateway_connections_rejected_total``.
+
+Open connections are capped per listener, in total and per peer address
+(:class:`ConnectionCap`): one over either cap is closed the moment it is
+accepted, before a byte is read, and counted with reason ``connection_limit``
+or ``address_limit``.  An idle kept-alive connection costs memory until
+``keepalive_timeout``; the cap bounds what a client can hold open.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter
 from gateway.errors import GatewayError, InternalError
 from gateway.security.errors import MalformedRequest
 
-__all__ = ["ListenerSite", "RejectCounter", "handler_args"]
+__all__ = ["ConnectionCap", "ListenerSite", "RejectCounter", "handler_args"]
 
 log = logging.getLogger("lc2_gateway.listener")
 
@@ -47,7 +53,7 @@ Render = Callable[[GatewayError, str], web.Response]
 
 
 class RejectCounter:
-    """``lc2_gateway_connections_rejected_total{reason}``: header_timeout, malformed, internal."""
+    """``lc2_gateway_connections_rejected_total{reason}``: why a connection or request was cut."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counter = Counter(
@@ -56,11 +62,45 @@ class RejectCounter:
             ["reason"],
             registry=registry,
         )
-        for reason in ("header_timeout", "malformed", "internal"):
+        for reason in (
+            "header_timeout",
+            "malformed",
+            "internal",
+            "connection_limit",
+            "address_limit",
+        ):
             self._counter.labels(reason)
 
     def __call__(self, reason: str) -> None:
         self._counter.labels(reason).inc()
+
+
+class ConnectionCap:
+    """Open connections of one listener, in total and per peer address."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.total, self.per_address = total, per_address
+        self.open = 0
+        self._by_address: dict[str, int] = {}
+
+    def take(self, address: str) -> str | None:
+        """Count a new connection in, or say why it is refused."""
+        if self.open >= self.total:
+            return "connection_limit"
+        held = self._by_address.get(address, 0)
+        if held >= self.per_address:
+            return "address_limit"
+        self.open += 1
+        self._by_address[address] = held + 1
+        return None
+
+    def give_back(self, address: str) -> None:
+        self.open -= 1
+        left = self._by_address[address] - 1
+        if left:
+            self._by_address[address] = left
+        else:
+            del self._by_address[address]
 
 
 def handler_args(
@@ -79,7 +119,15 @@ def handler_args(
 
 
 class _Connection(web.RequestHandler):
-    __slots__ = ("_head_deadline", "_head_tail", "_head_timer", "_on_reject", "_render")
+    __slots__ = (
+        "_cap",
+        "_head_deadline",
+        "_head_tail",
+        "_head_timer",
+        "_on_reject",
+        "_peer",
+        "_render",
+    )
 
     def __init__(
         self,
@@ -88,9 +136,12 @@ class _Connection(web.RequestHandler):
         head_deadline: float,
         render: Render,
         on_reject: Callable[[str], None],
+        cap: ConnectionCap | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(manager, **kwargs)
+        self._cap = cap
+        self._peer: str | None = None  # set while this connection counts against the cap
         self._head_deadline = head_deadline
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_tail = b""
@@ -100,6 +151,16 @@ class _Connection(web.RequestHandler):
     # -- the request-head deadline ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._cap is not None:
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if peer else ""
+            refused = self._cap.take(address)
+            if refused is not None:
+                # closed before a byte is read; aiohttp never learns of it
+                self._on_reject(refused)
+                getattr(transport, "abort", transport.close)()  # a reset, not a goodbye
+                return
+            self._peer = address
         super().connection_made(transport)
         self._arm()  # a connection that sends nothing at all is dropped on time too
 
@@ -120,6 +181,11 @@ class _Connection(web.RequestHandler):
         super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._cap is not None:
+            if self._peer is None:
+                return  # refused at accept: aiohttp's side was never set up
+            self._cap.give_back(self._peer)
+            self._peer = None
         self._disarm()
         super().connection_lost(exc)
 
@@ -190,8 +256,10 @@ class ListenerSite(web.BaseSite):
         reuse_address: bool = True,
         reuse_port: bool = False,
         backlog: int = 128,
+        cap: ConnectionCap | None = None,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self.cap = cap
         self._host, self._port = host, port
         self._reuse_address, self._reuse_port = reuse_address, reuse_port
         self._handler_kwargs = dict(handler_kwargs)
@@ -218,6 +286,7 @@ class ListenerSite(web.BaseSite):
                 head_deadline=self._header_timeout,
                 render=self._render,
                 on_reject=self._on_reject,
+                cap=self.cap,
                 **self._handler_kwargs,
             )
 
