@@ -86,16 +86,20 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _wide_ints_as_text(value: Any) -> Any:
-    """``value`` with every integer orjson can not write (beyond 64 bits) as its digits."""
+def _writable(value: Any) -> Any:
+    """``value`` with what orjson refuses made writable: every integer beyond 64 bits as its
+    digits, and a lone surrogate in text (a driver's ``surrogateescape`` of bytes that were
+    not text) as U+FFFD."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, Mapping):
-        return {_wide_ints_as_text(k): _wide_ints_as_text(v) for k, v in value.items()}
+        return {_writable(k): _writable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_wide_ints_as_text(v) for v in value]
+        return [_writable(v) for v in value]
     return value
 
 
@@ -103,10 +107,9 @@ def _dumps(body: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        # a legacy NUMERIC(30) read as an int: rare, so the walk is only paid when it happens
-        return orjson.dumps(
-            _wide_ints_as_text(body), default=_default, option=orjson.OPT_NON_STR_KEYS
-        )
+        # a legacy NUMERIC(30) read as an int, or broken text: rare, so the walk is only
+        # paid when it happens
+        return orjson.dumps(_writable(body), default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def json_response(

@@ -164,3 +164,11 @@ def test_the_renderer_takes_every_type_a_driver_returns() -> None:
     doc = orjson.loads(body)["data"]
     assert doc[:4] == [None, None, None, 1e30]
     assert doc[4] == 12.5 and doc[5] is None and doc[6] == "00ff"
+
+
+def test_text_with_a_lone_surrogate_is_written_not_raised() -> None:
+    # found by the fuzz test above: a passthrough field holding bytes a driver decoded with
+    # surrogateescape made the answer itself fail
+    body = json_response({"data": [{"A": "ok\ud800", "B": 2**70}]}).body
+    assert isinstance(body, bytes)
+    assert orjson.loads(body) == {"data": [{"A": "ok\ufffd", "B": str(2**70)}]}
