@@ -40,7 +40,6 @@ class FieldMap:
     const: Any = None
     chain: Transform | None = None
     children: tuple[FieldMap, ...] | None = None
-    transforms: tuple[str, ...] = ()  # names, so sandbox generation can shape a legacy value
     # index into Mapper.shared: the first steps of this field's transforms, which other
     # fields on the same column also start with, run once per row; ``chain`` is the rest
     shared: int | None = None
@@ -150,10 +149,6 @@ class Mapper:
         return out
 
 
-def _first_name(spec: str | Mapping[str, Any]) -> str:
-    return spec if isinstance(spec, str) else next(iter(spec), "")
-
-
 def compile_mapping(
     output: Mapping[str, FieldConfig],
     *,
@@ -181,7 +176,6 @@ def compile_mapping(
                     column_lower=cfg.column.lower() if cfg.column else None,
                     const=cfg.const,
                     chain=chain,
-                    transforms=tuple(_first_name(t) for t in cfg.transform),
                 )
             )
         return tuple(out)

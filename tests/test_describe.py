@@ -124,9 +124,9 @@ def test_pack_describes_every_service_field_and_parameter(demo_pack: Pack) -> No
     assert fields["genderDesc"].format_en == "description from the code table sex"
     assert service(demo_pack, "aquaFarm").fields[5].path == "areaRai"
     assert service(demo_pack, "aquaFarm").fields[5].type == "number"
-    # fields the DOPA dictionary does not know are reported, not invented
-    assert any("fisherTypeCode" in w for w in demo_pack.warnings)
-    assert fields["fisherTypeCode"].meaning_en == ""
+    # every field has its meaning: from the DOPA dictionary or from the YAML
+    assert demo_pack.warnings == ()
+    assert fields["fisherTypeCode"].meaning_th == "รหัสประเภทชาวประมง"
 
 
 def test_yaml_descriptions_override_the_dictionary(tmp_path: Path) -> None:
@@ -382,7 +382,7 @@ def test_describe_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["describe", "-c", str(DEMO), "--base-url", BASE, "-s", "fisher"]) == 0
     out = capsys.readouterr()
     assert "## fisher: ทะเบียนชาวประมง" in out.out and "aquaFarm" not in out.out
-    assert "warning: services.fisher.output.fisherTypeCode" in out.err
+    assert "warning" not in out.err
 
     xlsx = tmp_path / "pack.xlsx"
     assert main(["describe", "-c", str(DEMO), "-o", str(xlsx)]) == 0  # format from the name
@@ -395,7 +395,8 @@ def test_describe_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["describe", "-c", str(DEMO), "--format", "xlsx"]) == 2  # binary to a terminal
     assert main(["describe", "-c", str(DEMO), "-o", str(tmp_path / "pack.txt")]) == 2
     assert main(["describe", "-c", str(DEMO), "-s", "nothing"]) == 1
-    assert main(["describe", "-c", str(DEMO), "--strict", "--base-url", BASE]) == 1
+    assert main(["describe", "-c", str(DEMO), "--strict", "--base-url", BASE]) == 0
+    assert main(["describe", "-c", str(DEMO), "--strict"]) == 1  # the base URL is a guess
     assert main(["describe", "-c", str(tmp_path / "absent.yaml")]) == 1
     err = capsys.readouterr().err
     assert "no service named 'nothing'" in err and "give -o FILE.xlsx" in err

@@ -76,6 +76,7 @@ def test_a_lookup_with_mixed_value_types_is_typed_alike_in_openapi_and_the_pack(
     field = {"column": "SEX", "transform": [{"lookup": {"map": {"1": 10, "2": "สิบ"}}}]}
     openapi, pack, values = _views(tmp_path, field)
     assert openapi == pack == {"integer", "string"}
+    assert values and {_json_type(v) for v in values if v is not None} <= openapi
 
 
 def _case(info: TransformInfo) -> dict[str, Any]:
@@ -111,8 +112,10 @@ def test_openapi_the_pack_and_the_sandbox_agree_on_every_transform(
     openapi, pack, values = _views(tmp_path, _case(info))
     described = chain_types(_case(info)["transform"], {})
     assert openapi == set(described or ())
+    assert any(v is not None for v in values), "the sandbox gives no value"
     if described:
         assert pack == described
+        assert {_json_type(v) for v in values if v is not None} <= described
 
 
 def test_a_new_transform_is_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,3 +134,4 @@ def test_a_new_transform_is_one_entry(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "weeks_to_days" in TRANSFORMS
     openapi, pack, values = _views(tmp_path, {"column": "PROBE", "transform": ["weeks_to_days"]})
     assert openapi == pack == {"integer"}
+    assert values and all(isinstance(v, int) for v in values)

@@ -25,7 +25,7 @@ from gateway.normalise import MappingConfigError, compile_mapping
 from gateway.params import compile_param
 from gateway.policy import PolicyConfigError, compile_policy
 from gateway.registry import UnknownAdapter, get_factory
-from gateway.sandbox import build_sandbox_rows
+from gateway.sandbox import build_sandbox
 from gateway.security.apikey import check_key_hash
 from gateway.security.network import Networks
 from gateway.security.settings import build_security
@@ -212,13 +212,16 @@ def _service(
     except MappingConfigError as exc:
         problems.add(exc.path, str(exc))
         return None
-    for param in sc.sandbox.match:
+    for param in sc.sandbox.match or {}:
         if param not in sc.params:
             problems.add((*at, "sandbox", "match", param), "not a declared parameter")
     if len(problems.items) > before:
         return None
     lc2 = cfg.lc2
     subject = next((p.name for p in params if p.is_citizen_id), None)
+    sandbox_rows, sandbox_match = build_sandbox(
+        sc.sandbox, sc.output, sc.params, service=name, lookups=cfg.lookups
+    )
     return Service(
         name=name,
         backend=sc.backend,
@@ -231,8 +234,8 @@ def _service(
         param_index={p.name: p for p in params},
         operation=operation,
         mapper=mapper,
-        sandbox_rows=build_sandbox_rows(sc.sandbox, mapper, service=name, lookups=cfg.lookups),
-        sandbox_match=dict(sc.sandbox.match),
+        sandbox_rows=sandbox_rows,
+        sandbox_match=sandbox_match,
         subject_param=subject,
         param_models=dict(sc.params),
         output_models=dict(sc.output),
