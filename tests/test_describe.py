@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from gateway.app import build_admin_app, build_app
 from gateway.cli import main
@@ -42,6 +43,7 @@ from gateway.security.apikey import hash_api_key, new_api_key
 from gateway.transforms.registry import chain_types
 from tests.browser import assert_real_screenshot, chromium
 from tests.gateway_process import GatewayProcess
+from tests.sample_checks import rows_problems
 from tests.support import (
     PASSWORD,
     PEOPLE,
@@ -363,6 +365,68 @@ async def test_html_renders_in_chromium(demo_pack: Pack, tmp_path: Path) -> None
             assert f.path in text
     assert "บ้านเลขที่" in text and "15 มกราคม 2568" in text
     assert_real_screenshot(shot, (1200, 1400))
+
+
+# the headings of a service and of the pack, by their English half (the PDF's Thai text
+# comes out with presentation forms)
+_HEADINGS = (
+    "/ Common to every service",
+    "/ Parameters",
+    "/ Output fields",
+    "/ Sample request (sandbox)",
+    "/ Sample response",
+    "/ Response and error codes",
+)
+VESSELS_ENV = {"VESSELS_SOAP_PASSWORD": "x", "VESSELS_AUDIT_KEY": "k" * 40}
+
+
+def _at(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+@pytest.mark.parametrize("config", ["demo.yaml", "vessels.yaml"])
+async def test_the_pack_passes_review_in_chromium(
+    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in VESSELS_ENV.items():
+        monkeypatch.setenv(key, value)
+    pack = load_pack(ROOT / "config" / config, base_url=BASE, today=TODAY)
+    assert pack.warnings == ()  # what describe --strict requires
+    page_file = tmp_path / "pack.html"
+    page_file.write_text(render_html(pack), encoding="utf-8")
+    async with chromium(tmp_path) as browser:
+        page = await browser.new_page()
+        await page.goto(page_file.as_uri())
+        shown = {
+            svc.name: await page.locator(f"#service-{svc.name} pre.json").inner_text()
+            for svc in pack.services
+        }
+        await page.emulate_media(media="print")
+        pdf = await page.pdf(format="A4", print_background=True)
+        await page.close()
+    for svc in pack.services:
+        for f in svc.fields:  # every output field has its meaning in Thai and English
+            assert f.meaning_th and f.meaning_en, f"{svc.name}.{f.path}"
+        rows = json.loads(shown[svc.name])["data"]
+        assert rows, f"{svc.name}: the sample shows no row"
+        types = {f.path: f.type for f in svc.fields}
+        assert rows_problems(rows, types) == [], svc.name
+        for f in svc.fields:  # the example column shows the sandbox's own values
+            if f.type != "object":
+                assert f.example == _at(rows[0], f.path), f"{svc.name}.{f.path}"
+    # printed on A4, no heading is left alone at the foot of a page
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.pages[0].mediabox.width == pytest.approx(595, abs=2)  # A4: 210 mm
+    for number, pdf_page in enumerate(reader.pages[:-1], 1):
+        tail = [line for line in pdf_page.extract_text().splitlines() if line.strip()][-2:]
+        for line in tail:
+            heading = any(h in line for h in _HEADINGS) or any(
+                line.startswith(f"{svc.name}: ") for svc in pack.services
+            )
+            assert not heading, f"page {number} ends with the heading {line!r}"
 
 
 def test_html_escapes_what_the_config_says(tmp_path: Path) -> None:
