@@ -29,8 +29,7 @@ from aiohttp import web
 from gateway.config.models import FieldConfig, ParamConfig
 from gateway.config.runtime import Service, Settings
 from gateway.errors import GatewayError, all_error_types
-from gateway.transforms import check_digit
-from gateway.transforms.registry import chain_types
+from gateway.transforms import chain_types, check_digit
 
 __all__ = ["build_openapi", "openapi_handler", "register"]
 

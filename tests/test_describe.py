@@ -40,7 +40,7 @@ from gateway.describe.sheet import DICTIONARY_HEADER, render_csv, write_xlsx
 from gateway.describe.text import render_html, render_markdown, thai_date
 from gateway.runtime import Runtime
 from gateway.security.apikey import hash_api_key, new_api_key
-from gateway.transforms.registry import chain_types
+from gateway.transforms import chain_types
 from tests.browser import assert_real_screenshot, chromium
 from tests.gateway_process import GatewayProcess
 from tests.sample_checks import rows_problems

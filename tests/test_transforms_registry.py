@@ -10,14 +10,15 @@ import yaml
 
 from gateway.describe.pack import load_pack
 from gateway.openapi import build_openapi
-from gateway.transforms import TRANSFORMS, compile_chain, registry
-from gateway.transforms.registry import (
-    REGISTRY,
-    TransformInfo,
+from gateway.transforms import (
+    TRANSFORMS,
     chain_note,
     chain_types,
+    compile_chain,
     legacy_value,
+    registry,
 )
+from gateway.transforms.registry import REGISTRY, TransformInfo
 from tests.support import (
     SQLITE_QUERY,
     TEST_ENV,

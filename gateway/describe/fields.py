@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.config.models import FieldConfig
 from gateway.describe.dictionary import meaning_of
-from gateway.transforms.registry import chain_note, chain_types, split_spec
+from gateway.transforms import chain_note, chain_types, split_spec
 
 __all__ = ["TYPE_TH", "FieldDoc", "field_docs"]
 

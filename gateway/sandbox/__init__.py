@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 
 from gateway.adapter import Row
 from gateway.config.models import FieldConfig, ParamConfig, SandboxConfig
-from gateway.transforms.registry import Lookups, split_spec
+from gateway.transforms import split_spec
+from gateway.transforms.registry import Lookups
 
 from .generate import generate_rows, leaves
 

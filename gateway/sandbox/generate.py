@@ -21,16 +21,8 @@ from typing import Final
 
 from gateway.adapter import Row
 from gateway.config.models import FieldConfig
-from gateway.transforms import compile_chain
-from gateway.transforms.registry import (
-    REGISTRY,
-    JsonTypes,
-    Lookups,
-    chain_types,
-    legacy_value,
-    lookup_table,
-    split_spec,
-)
+from gateway.transforms import chain_types, compile_chain, legacy_value, split_spec
+from gateway.transforms.registry import REGISTRY, JsonTypes, Lookups, lookup_table
 from gateway.transforms.thaidate import BE_OFFSET
 
 from .facts import PLACES, VESSEL_NAMES, Place, RowFacts, person, row_facts

@@ -3,19 +3,29 @@
 A spec list looks like ``["trim", {"pid": {"format": "dashed"}}, {"zfill": 5}]``.
 All configuration mistakes surface here as TransformConfigError, so a bad
 config stops the gateway at start-up instead of failing on the first request.
-The transforms themselves are described in :mod:`.registry`.
+The transforms themselves are described in :mod:`.registry`; ``chain_types``,
+``chain_note`` and ``legacy_value`` read those descriptions for a whole chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
 from .builders import Ctx, Transform, TransformConfigError
-from .registry import REGISTRY
+from .registry import NO_NOTE, REGISTRY, JsonTypes, Lookups, Note, TransformInfo
 
-__all__ = ["TRANSFORMS", "Transform", "TransformConfigError", "compile_chain"]
+__all__ = [
+    "TRANSFORMS",
+    "Transform",
+    "TransformConfigError",
+    "chain_note",
+    "chain_types",
+    "compile_chain",
+    "legacy_value",
+    "split_spec",
+]
 
 
 class _Summaries(Mapping[str, str]):
@@ -35,7 +45,8 @@ TRANSFORMS: Final[Mapping[str, str]] = _Summaries()
 _NO_LOOKUPS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({})
 
 
-def _split_spec(spec: object, index: int) -> tuple[str, object]:
+def split_spec(spec: object, index: int = 0) -> tuple[str, object]:
+    """``name`` or ``{name: args}`` as (name, args); ``index`` places an error in the list."""
     if isinstance(spec, str):
         return spec, None
     if isinstance(spec, Mapping) and len(spec) == 1:
@@ -45,6 +56,38 @@ def _split_spec(spec: object, index: int) -> tuple[str, object]:
     raise TransformConfigError(
         (index,), f"a transform is a name or a one-key mapping {{name: args}}; got {spec!r}"
     )
+
+
+def _steps(specs: Iterable[object]) -> Iterator[tuple[TransformInfo, object]]:
+    for index, spec in enumerate(specs):
+        name, args = split_spec(spec, index)
+        info = REGISTRY.get(name)
+        if info is not None:  # compile_chain has refused unknown names already
+            yield info, args
+
+
+def chain_types(specs: Sequence[object], lookups: Lookups) -> JsonTypes | None:
+    """The JSON types a compiled chain can yield (besides null); None: whatever the
+    driver returned, as no transform says otherwise."""
+    types: JsonTypes | None = None
+    for info, args in _steps(specs):
+        types = info.yields(args, types, lookups)
+    return types
+
+
+def chain_note(specs: Sequence[object], lookups: Lookups) -> Note:
+    """The format note of a compiled chain's result."""
+    note = NO_NOTE
+    for info, args in _steps(specs):
+        note = info.note(args, lookups) or note
+    return note
+
+
+def legacy_value(specs: Sequence[object], value: object) -> object:
+    """A legacy value that ``specs`` turn into ``value``: each step's legacy form, last first."""
+    for info, args in reversed(list(_steps(specs))):
+        value = info.legacy(args, value)
+    return value
 
 
 def compile_chain(
@@ -69,7 +112,7 @@ def compile_chain(
     extra_titles = tuple(titles)
     steps: list[tuple[Transform, bool]] = []
     for index, spec in enumerate(specs):
-        name, args = _split_spec(spec, index)
+        name, args = split_spec(spec, index)
         info = REGISTRY.get(name)
         if info is None:
             allowed = ", ".join(sorted(REGISTRY))

@@ -4,15 +4,16 @@ A :class:`TransformInfo` names the builder, the JSON type the transform
 yields, its format note in Thai and English, what it reads and how a legacy
 column would hold a value it yields (the sandbox writes legacy rows with that),
 a legacy-shaped sample input and example arguments (the tests run every
-transform on them).  ``compile_chain`` builds from it, the OpenAPI description
-and the registration pack type and explain fields with it, the sandbox
-generates with it.  A new transform is one entry here plus its tests.
+transform on them).  ``compile_chain`` builds from it; through ``chain_types``,
+``chain_note`` and ``legacy_value`` (:mod:`.chain`) the OpenAPI description and
+the registration pack type and explain fields with it and the sandbox writes
+rows with it.  A new transform is one entry here plus its tests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
@@ -40,17 +41,14 @@ from .text import arabic_digits, as_text, ascii_digits, clean_text
 from .thaidate import BE_OFFSET
 
 __all__ = [
+    "NO_NOTE",
     "REGISTRY",
     "JsonTypes",
     "Lookups",
     "Note",
     "Reads",
     "TransformInfo",
-    "chain_note",
-    "chain_types",
-    "legacy_value",
     "lookup_table",
-    "split_spec",
 ]
 
 JsonTypes = frozenset[str]  # of "string" "integer" "number" "boolean"; None: as the driver gave
@@ -69,7 +67,7 @@ class Note:
     th: str
 
 
-_NO_NOTE: Final = Note("", "")
+NO_NOTE: Final = Note("", "")
 _STRING: Final = frozenset({"string"})
 
 
@@ -90,7 +88,7 @@ def _keeps_note(args: object, lookups: Lookups) -> Note | None:
 
 
 def _clears_note(args: object, lookups: Lookups) -> Note | None:
-    return _NO_NOTE
+    return NO_NOTE
 
 
 def _same(args: object, value: object) -> object:
@@ -235,7 +233,7 @@ def _lookup_note(args: object, lookups: Lookups) -> Note:
 def _decimal_note(args: object, lookups: Lookups) -> Note:
     places = _opt(args, "places")
     if places is None:
-        return _NO_NOTE
+        return NO_NOTE
     return Note(f"rounded to {places} decimal places", f"ทศนิยม {places} ตำแหน่ง")
 
 
@@ -465,45 +463,3 @@ _ENTRIES: dict[str, TransformInfo] = {
 }
 
 REGISTRY: Final[Mapping[str, TransformInfo]] = MappingProxyType(_ENTRIES)
-
-
-def split_spec(spec: object) -> tuple[str, object]:
-    """``name`` or ``{name: args}`` as (name, args); anything else as ("", None)."""
-    if isinstance(spec, str):
-        return spec, None
-    if isinstance(spec, Mapping) and len(spec) == 1:
-        ((name, args),) = spec.items()
-        return str(name), args
-    return "", None
-
-
-def _steps(specs: Iterable[object]) -> Iterable[tuple[TransformInfo, object]]:
-    for spec in specs:
-        name, args = split_spec(spec)
-        info = REGISTRY.get(name)
-        if info is not None:  # compile_chain has refused unknown names already
-            yield info, args
-
-
-def chain_types(specs: Sequence[object], lookups: Lookups) -> JsonTypes | None:
-    """The JSON types a transform chain can yield (besides null); None: whatever the
-    driver returned, as no transform says otherwise."""
-    types: JsonTypes | None = None
-    for info, args in _steps(specs):
-        types = info.yields(args, types, lookups)
-    return types
-
-
-def chain_note(specs: Sequence[object], lookups: Lookups) -> Note:
-    """The format note of a transform chain's result."""
-    note = _NO_NOTE
-    for info, args in _steps(specs):
-        note = info.note(args, lookups) or note
-    return note
-
-
-def legacy_value(specs: Sequence[object], value: object) -> object:
-    """A legacy value that ``specs`` turn into ``value``: each step's legacy form, last first."""
-    for info, args in reversed(list(_steps(specs))):
-        value = info.legacy(args, value)
-    return value
