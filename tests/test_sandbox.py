@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gateway.config.build import build_settings
-from gateway.config.loader import parse_yaml
+from gateway.config.loader import ConfigError, parse_yaml
 from gateway.describe.pack import Pack, load_pack
 from tests.sample_checks import rows_problems
 from tests.support import (
@@ -130,3 +130,14 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     a = _generated(ROOT / "config" / "demo.yaml", "fisher", 5)
     b = _generated(ROOT / "config" / "demo.yaml", "fisher", 5)
     assert a == b
+
+
+def test_like_names_a_column_of_the_mapping(tmp_path: Path) -> None:
+    db = make_sqlite_db(tmp_path / "legacy.sqlite")
+    svc = fisher_service("legacy", SQLITE_QUERY, sandbox={"generate": 1, "like": {"REG": "R-1"}})
+    cfg = base_config(tmp_path, {"legacy": sqlite_backend(db)}, {"fisher": svc})
+    with pytest.raises(ConfigError) as err:
+        settings_from(cfg)
+    (problem,) = err.value.problems
+    assert problem.path == ("services", "fisher", "sandbox", "like", "REG")
+    assert "no output field reads the column REG" in problem.message

@@ -215,6 +215,11 @@ def _service(
     for param in sc.sandbox.match or {}:
         if param not in sc.params:
             problems.add((*at, "sandbox", "match", param), "not a declared parameter")
+    read = {f.column for f in mapper.columns()}
+    for column in sc.sandbox.like:
+        if column not in read:
+            message = f"no output field reads the column {column}"
+            problems.add((*at, "sandbox", "like", column), message)
     if len(problems.items) > before:
         return None
     lc2 = cfg.lc2
