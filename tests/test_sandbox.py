@@ -64,6 +64,13 @@ def _generated(path: Path, service: str, count: int) -> list[dict[str, Any]]:
     return svc.mapper.map_rows(list(svc.sandbox_rows)).rows
 
 
+def _at(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def _services(path: Path) -> list[tuple[Path, str]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [(path, name) for name in data["services"]]
@@ -82,6 +89,11 @@ def test_generated_rows_fit_their_fields_in_every_example_config(path: Path, ser
     # every field that reads a column gets a value (nothing left null for want of an idea)
     for key, value in rows[0].items():
         assert value is not None, key
+    # declared widths hold: a zfill field has exactly its width
+    svc = next(s for s in pack.services if s.name == service)
+    for f in svc.fields:
+        if m := re.fullmatch(r"zero-padded to ([0-9]+) characters", f.format_en):
+            assert {len(str(_at(r, f.path))) for r in rows} == {int(m.group(1))}, f.path
 
 
 def test_demo_fisher_rows_look_real() -> None:

@@ -176,9 +176,8 @@ def _by_role(
     }
     if role == "number":
         return _number(facts, like, service, rng)
-    if role == "code":
-        width = next((a for s in leaf.specs if (a := split_spec(s))[0] == "zfill"), ("", 2))[1]
-        return f"{rng.randrange(1, 10):0{width if isinstance(width, int) else 2}d}"
+    if role == "code":  # a zfill after it pads it to its declared width
+        return f"{rng.randrange(1, 10):02d}"
     return values.get(role or "")
 
 
@@ -195,7 +194,7 @@ def _fallback(types: JsonTypes | None, rng: random.Random) -> object:
 def _fit(value: object, leaf: Leaf, types: JsonTypes | None, rng: random.Random) -> object:
     """``value`` as the type the field's transforms yield."""
     if isinstance(value, dt.date):
-        if any(split_spec(s)[0] in ("be_date", "date") for s in leaf.specs):
+        if _reading(leaf, "date") is not None:
             return value  # the date transforms write their own legacy form
         return value.isoformat() if types is None or "string" in types else _fallback(types, rng)
     if types is None or "string" in types:
