@@ -30,6 +30,7 @@ from gateway.config.models import FieldConfig, ParamConfig
 from gateway.config.runtime import Service, Settings
 from gateway.errors import GatewayError, all_error_types
 from gateway.transforms import chain_types, check_digit
+from gateway.transforms.registry import json_type
 
 __all__ = ["build_openapi", "openapi_handler", "register"]
 
@@ -40,25 +41,14 @@ _SAMPLE_PID = "100000000000" + str(check_digit("100000000000"))
 _DATE = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8})$"
 
 
-def _json_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return None
-
-
 def _field_schema(cfg: FieldConfig, lookups: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     schema: dict[str, Any]
     if cfg.fields is not None:
         schema = _object_schema(cfg.fields, lookups)
     elif cfg.column is None:  # a constant
-        given = _json_type(cfg.const)
-        schema = {"type": given, "enum": [cfg.const]} if given else {}
+        given = json_type(cfg.const)
+        scalar = given in ("string", "integer", "number", "boolean")
+        schema = {"type": given, "enum": [cfg.const]} if scalar else {}
     else:
         types = sorted(chain_types(cfg.transform, lookups) or ())
         if len(types) > 1:  # a lookup whose descriptions are of several types

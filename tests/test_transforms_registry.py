@@ -18,7 +18,7 @@ from gateway.transforms import (
     legacy_value,
     registry,
 )
-from gateway.transforms.registry import REGISTRY, TransformInfo
+from gateway.transforms.registry import REGISTRY, TransformInfo, json_type
 from tests.support import (
     SQLITE_QUERY,
     TEST_ENV,
@@ -34,16 +34,6 @@ from tests.support import (
 def _test_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in TEST_ENV.items():
         monkeypatch.setenv(k, v)
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "string"
 
 
 def _schema_types(schema: dict[str, Any]) -> set[str]:
@@ -77,7 +67,7 @@ def test_a_lookup_with_mixed_value_types_is_typed_alike_in_openapi_and_the_pack(
     field = {"column": "SEX", "transform": [{"lookup": {"map": {"1": 10, "2": "สิบ"}}}]}
     openapi, pack, values = _views(tmp_path, field)
     assert openapi == pack == {"integer", "string"}
-    assert values and {_json_type(v) for v in values if v is not None} <= openapi
+    assert values and {json_type(v) for v in values if v is not None} <= openapi
 
 
 def _case(info: TransformInfo) -> dict[str, Any]:
@@ -96,7 +86,7 @@ def test_every_transform_describes_itself_completely(name: str) -> None:
     assert out is not None, "the sample must give a value"
     types = chain_types([info.spec], {})
     if types is not None:
-        assert _json_type(out) in types
+        assert json_type(out) in types
     chain_note([info.spec], {})  # a note for the example arguments, perhaps empty
     for args in info.variants:  # every variant is a valid spec
         compile_chain([{name: args}])
@@ -116,7 +106,7 @@ def test_openapi_the_pack_and_the_sandbox_agree_on_every_transform(
     assert any(v is not None for v in values), "the sandbox gives no value"
     if described:
         assert pack == described
-        assert {_json_type(v) for v in values if v is not None} <= described
+        assert {json_type(v) for v in values if v is not None} <= described
 
 
 def test_a_new_transform_is_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from gateway.config.models import FieldConfig
 from gateway.describe.dictionary import meaning_of
 from gateway.transforms import chain_note, chain_types, split_spec
+from gateway.transforms.registry import json_type
 
 __all__ = ["TYPE_TH", "FieldDoc", "field_docs"]
 
@@ -47,20 +48,6 @@ class FieldDoc:
     @property
     def type_th(self) -> str:
         return " หรือ ".join(TYPE_TH.get(t, t) for t in self.type.split(" or "))
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, dict):
-        return "object"
-    if value is None:
-        return "null"
-    return "string"
 
 
 def _transform_text(specs: Sequence[str | Mapping[str, Any]]) -> str:
@@ -105,13 +92,13 @@ def field_docs(
         if fc.fields is not None:
             kind, fmt_en, fmt_th, source = "object", "", "", ""
         elif fc.column is None:
-            kind, fmt_en, fmt_th = _json_type(fc.const), "", ""
+            kind, fmt_en, fmt_th = json_type(fc.const), "", ""
             source = f"constant {json.dumps(fc.const, ensure_ascii=False)}"
         else:
             types = chain_types(fc.transform, lookups)
             note = chain_note(fc.transform, lookups)
             fmt_en, fmt_th = note.en, note.th
-            seen = {_json_type(v) for v in values}
+            seen = {json_type(v) for v in values}
             if types:
                 kind = " or ".join(sorted(types))
             else:  # no transform says: the type the sample shows, else "as stored"

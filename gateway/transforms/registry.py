@@ -48,6 +48,7 @@ __all__ = [
     "Note",
     "Reads",
     "TransformInfo",
+    "json_type",
     "lookup_table",
 ]
 
@@ -207,20 +208,27 @@ def lookup_table(args: object, lookups: Lookups) -> tuple[str, Mapping[str, obje
     return (str(name) if name else ""), table, _opt(args, "default")
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON type name of a value as the gateway serves it."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
         return "integer"
     if isinstance(value, float):
         return "number"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
     return "string"
 
 
 def _lookup_yields(args: object, given: JsonTypes | None, lookups: Lookups) -> JsonTypes:
     _, table, default = lookup_table(args, lookups)
     values = [*table.values(), *([] if default is None else [default])]
-    return frozenset(_json_type(v) for v in values) or _STRING
+    return frozenset(json_type(v) for v in values) or _STRING
 
 
 def _lookup_note(args: object, lookups: Lookups) -> Note:
@@ -242,7 +250,7 @@ def _zfill_note(args: object, lookups: Lookups) -> Note:
 
 
 def _default_yields(args: object, given: JsonTypes | None, lookups: Lookups) -> JsonTypes | None:
-    return None if given is None else given | {_json_type(args)}
+    return None if given is None else given | {json_type(args)}
 
 
 def _bool_legacy(args: object, value: object) -> object:
