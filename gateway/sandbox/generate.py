@@ -83,7 +83,7 @@ def role_of(name: str) -> str | None:
 class Leaf:
     name: str
     column: str
-    specs: tuple[object, ...]
+    specs: tuple[str | Mapping[str, object], ...]
 
 
 def leaves(output: Mapping[str, FieldConfig]) -> Iterator[Leaf]:
@@ -110,7 +110,7 @@ def _role(leaf: Leaf) -> str | None:
 
 
 def _reading(leaf: Leaf, reads: str) -> int | None:
-    """Index of the first transform of ``leaf`` that reads a full name or a code."""
+    """Index of the first transform of ``leaf`` that reads ``reads``, if any."""
     for index, spec in enumerate(leaf.specs):
         info = REGISTRY.get(split_spec(spec)[0])
         if info is not None and info.reads == reads:
@@ -241,7 +241,7 @@ def _column_value(
     )
     # A field whose meaning is unknown may refuse the stand-in value (digits of a
     # text): the last transform's own sample, in the legacy form of the steps before it.
-    run = compile_chain(leaf.specs, lookups=lookups)  # type: ignore[arg-type]
+    run = compile_chain(leaf.specs, lookups=lookups)
     last = REGISTRY.get(split_spec(leaf.specs[-1])[0]) if leaf.specs else None
     for candidate in (
         wanted,

@@ -57,7 +57,7 @@ class TransformConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Ctx:
     path: tuple[str | int, ...]  # (index, transform name)
-    lookups: Mapping[str, Mapping[str, str]]
+    lookups: Mapping[str, Mapping[str, object]]
     titles: tuple[str, ...]
 
     def error(self, message: str, *keys: str) -> TransformConfigError:

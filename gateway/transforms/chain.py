@@ -42,7 +42,7 @@ class _Summaries(Mapping[str, str]):
 
 
 TRANSFORMS: Final[Mapping[str, str]] = _Summaries()
-_NO_LOOKUPS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({})
+_NO_LOOKUPS: Final[Mapping[str, Mapping[str, object]]] = MappingProxyType({})
 
 
 def split_spec(spec: object, index: int = 0) -> tuple[str, object]:
@@ -93,7 +93,7 @@ def legacy_value(specs: Sequence[object], value: object) -> object:
 def compile_chain(
     specs: Sequence[str | Mapping[str, object]],
     *,
-    lookups: Mapping[str, Mapping[str, str]] = _NO_LOOKUPS,
+    lookups: Mapping[str, Mapping[str, object]] = _NO_LOOKUPS,
     titles: Sequence[str] = (),
 ) -> Transform:
     """Compile a list of transform specs into one callable applied left to right.
