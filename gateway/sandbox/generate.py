@@ -21,7 +21,7 @@ from typing import Final
 
 from gateway.adapter import Row
 from gateway.config.models import FieldConfig
-from gateway.transforms import chain_types, compile_chain, legacy_value, split_spec
+from gateway.transforms import Transform, chain_types, compile_chain, legacy_value, split_spec
 from gateway.transforms.registry import REGISTRY, JsonTypes, Lookups, lookup_table
 from gateway.transforms.thaidate import BE_OFFSET
 
@@ -223,8 +223,8 @@ def _pick_code(table: Mapping[str, object], facts: RowFacts, rng: random.Random)
 
 
 def _column_value(
-    fields: Sequence[Leaf], facts: RowFacts, rng: random.Random, lookups: Lookups,
-    like: str | None, service: str,
+    fields: Sequence[Leaf], runs: Sequence[Transform], facts: RowFacts, rng: random.Random,
+    lookups: Lookups, like: str | None, service: str,
 ) -> object:  # fmt: skip
     for leaf in fields:
         if (at := _reading(leaf, "full_name")) is not None:
@@ -233,7 +233,8 @@ def _column_value(
         if (at := _reading(leaf, "code")) is not None:
             _, table, _ = lookup_table(split_spec(leaf.specs[at])[1], lookups)
             return legacy_value(leaf.specs[:at], _pick_code(table, facts, rng))
-    leaf = min(fields, key=lambda leaf: _role(leaf) is None)
+    chosen = min(range(len(fields)), key=lambda i: _role(fields[i]) is None)
+    leaf, run = fields[chosen], runs[chosen]
     types = chain_types(leaf.specs, lookups)
     value = _by_role(_role(leaf), leaf, facts, rng, like, service)
     wanted = legacy_value(
@@ -241,7 +242,6 @@ def _column_value(
     )
     # A field whose meaning is unknown may refuse the stand-in value (digits of a
     # text): the last transform's own sample, in the legacy form of the steps before it.
-    run = compile_chain(leaf.specs, lookups=lookups)
     last = REGISTRY.get(split_spec(leaf.specs[-1])[0]) if leaf.specs else None
     for candidate in (
         wanted,
@@ -283,6 +283,10 @@ def generate_rows(
     by_column: dict[str, list[Leaf]] = {}
     for leaf in leaves(output):
         by_column.setdefault(leaf.column, []).append(leaf)
+    runs = {
+        column: [compile_chain(leaf.specs, lookups=lookups) for leaf in fields]
+        for column, fields in by_column.items()
+    }
     places = _places(by_column, lookups)
     shared = (person(rng), rng.choice(places)) if one_person else None
     number = rng.randrange(1, 5000)
@@ -293,7 +297,9 @@ def generate_rows(
         facts = row_facts(rng, index, who, home, number)
         rows.append(
             {
-                column: _column_value(fields, facts, rng, lookups, like.get(column), service)
+                column: _column_value(
+                    fields, runs[column], facts, rng, lookups, like.get(column), service
+                )
                 for column, fields in by_column.items()
             }
         )
