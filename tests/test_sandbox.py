@@ -6,12 +6,15 @@ tests/sample_checks.py, whose place names come from the demo database.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.config.build import build_settings
 from gateway.config.loader import ConfigError, parse_yaml
@@ -51,12 +54,16 @@ def _types(pack: Pack, service: str) -> dict[str, str]:
     return {f.path: f.type for f in svc.fields}
 
 
-def _generated(path: Path, service: str, count: int) -> list[dict[str, Any]]:
+def _generated(
+    path: Path, service: str, count: int, seed: int | None = None
+) -> list[dict[str, Any]]:
     """``count`` generated rows of ``service``, mapped as the sandbox URL serves them."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     sandbox = data["services"][service].setdefault("sandbox", {})
     sandbox.pop("rows", None)
     sandbox["generate"] = count
+    if seed is not None:
+        sandbox["seed"] = seed
     loaded = parse_yaml(
         yaml.safe_dump(data, allow_unicode=True), source=str(path), base_dir=path.parent
     )
@@ -71,6 +78,11 @@ def _at(row: dict[str, Any], path: str) -> Any:
     return value
 
 
+@functools.cache
+def _pack(path: Path, service: str) -> Pack:
+    return load_pack(path, base_url=BASE, services=[service])
+
+
 def _services(path: Path) -> list[tuple[Path, str]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [(path, name) for name in data["services"]]
@@ -81,14 +93,19 @@ def _services(path: Path) -> list[tuple[Path, str]]:
     [case for path in CONFIGS for case in _services(path)],
     ids=lambda v: v.name if isinstance(v, Path) else str(v),
 )
-def test_generated_rows_fit_their_fields_in_every_example_config(path: Path, service: str) -> None:
-    pack = load_pack(path, base_url=BASE, services=[service])
-    rows = _generated(path, service, 12)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=2**31 - 1))
+def test_generated_rows_fit_their_fields_in_every_example_config(
+    path: Path, service: str, seed: int
+) -> None:
+    pack = _pack(path, service)
+    rows = _generated(path, service, 12, seed)
     assert len(rows) == 12
     assert rows_problems(rows, _types(pack, service)) == []
     # every field that reads a column gets a value (nothing left null for want of an idea)
-    for key, value in rows[0].items():
-        assert value is not None, key
+    for row in rows:
+        for key, value in row.items():
+            assert value is not None, key
     # declared widths hold: a zfill field has exactly its width
     svc = next(s for s in pack.services if s.name == service)
     for f in svc.fields:
