@@ -343,7 +343,7 @@ _BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sqlite driver", ("aiosqlite/", "/sqlite3/")),
     ("adapter", ("adapters/",)),
     ("plan + guard", ("gateway/plan.py", "gateway/guard.py", "gateway/breaker.py",
-                      "gateway/execute.py", "gateway/quota.py", "gateway/sandbox.py")),
+                      "gateway/execute.py", "gateway/quota.py", "gateway/sandbox/")),
     ("pipeline glue", ("gateway/pipeline.py", "gateway/observe.py", "gateway/app.py",
                        "gateway/router.py", "gateway/runtime.py", "/uuid.py")),
     ("aiohttp", ("aiohttp/", "multidict/", "yarl/")),

@@ -40,7 +40,7 @@ class FieldMap:
     const: Any = None
     chain: Transform | None = None
     children: tuple[FieldMap, ...] | None = None
-    transforms: tuple[str, ...] = ()  # names, so sandbox generation can shape a legacy value
+    transforms: tuple[str, ...] = ()  # names, so `profile` knows which checks a field calls for
     # index into Mapper.shared: the first steps of this field's transforms, which other
     # fields on the same column also start with, run once per row; ``chain`` is the rest
     shared: int | None = None

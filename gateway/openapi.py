@@ -29,7 +29,8 @@ from aiohttp import web
 from gateway.config.models import FieldConfig, ParamConfig
 from gateway.config.runtime import Service, Settings
 from gateway.errors import GatewayError, all_error_types
-from gateway.transforms import check_digit
+from gateway.transforms import chain_types, check_digit
+from gateway.transforms.registry import json_type
 
 __all__ = ["build_openapi", "openapi_handler", "register"]
 
@@ -39,87 +40,21 @@ _INT_BOUND = 10**18 - 1  # the gateway reads at most 18 digits
 _SAMPLE_PID = "100000000000" + str(check_digit("100000000000"))
 _DATE = "^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8})$"
 
-# the JSON type a transform leaves its value in; None: it keeps the type it was given
-_TRANSFORM_TYPES: Mapping[str, str | None] = {
-    "pid": "string",
-    "cp874": "string",
-    "thai": "string",
-    "clean": "string",
-    "trim": "string",
-    "name": "string",
-    "str": "string",
-    "zfill": "string",
-    "upper": "string",
-    "lower": "string",
-    "digits": "string",
-    "arabic_digits": "string",
-    "replace": "string",
-    "substr": "string",
-    "int": "integer",
-    "float": "number",
-    "decimal": "number",
-    "bool": "boolean",
-    "null_if": None,
-}
-
-
-def _json_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return None
-
-
-def _spec(spec: str | Mapping[str, Any]) -> tuple[str, Any]:
-    if isinstance(spec, str):
-        return spec, None
-    name = next(iter(spec), "")
-    return name, spec.get(name)
-
-
-def _value_type(
-    specs: Sequence[str | Mapping[str, Any]], lookups: Mapping[str, Mapping[str, str]]
-) -> str | None:
-    """The JSON type a transform chain produces; None if it can be of more than one."""
-    kind: str | None = None  # None before any transform: whatever the driver returned
-    for spec in specs:
-        name, args = _spec(spec)
-        if name in ("be_date", "date"):
-            as_int = isinstance(args, Mapping) and args.get("output") == "be_int"
-            kind = "integer" if as_int else "string"
-        elif name == "lookup":
-            table: Mapping[Any, Any] = {}
-            default: Any = None
-            if isinstance(args, str):
-                table = lookups.get(args, {})
-            elif isinstance(args, Mapping):
-                table = args.get("map") or lookups.get(str(args.get("table", "")), {})
-                default = args.get("default")
-            types = {_json_type(v) for v in (*table.values(), *([default] if default else []))}
-            kind = types.pop() if len(types) == 1 else None
-        elif name == "default":
-            given = _json_type(args)
-            kind = kind if given == kind else None
-        elif name in _TRANSFORM_TYPES:
-            kind = _TRANSFORM_TYPES[name] or kind
-    return kind
-
 
 def _field_schema(cfg: FieldConfig, lookups: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     schema: dict[str, Any]
     if cfg.fields is not None:
         schema = _object_schema(cfg.fields, lookups)
     elif cfg.column is None:  # a constant
-        given = _json_type(cfg.const)
-        schema = {"type": given, "enum": [cfg.const]} if given else {}
+        given = json_type(cfg.const)
+        scalar = given in ("string", "integer", "number", "boolean")
+        schema = {"type": given, "enum": [cfg.const]} if scalar else {}
     else:
-        given = _value_type(cfg.transform, lookups) if cfg.transform else None
-        schema = {"type": given} if given else {}
+        types = sorted(chain_types(cfg.transform, lookups) or ())
+        if len(types) > 1:  # a lookup whose descriptions are of several types
+            schema = {"anyOf": [{"type": t, "nullable": True} for t in types]}
+        else:
+            schema = {"type": types[0]} if types else {}
     if "type" in schema:
         schema["nullable"] = True  # a value a transform can not read, or a masked one, is null
     text = " / ".join(t for t in (cfg.description, cfg.description_th) if t)

@@ -45,7 +45,7 @@ from gateway.app import build_app, build_runtime
 from gateway.config.build import load_settings
 from gateway.transforms import compile_chain
 from tests.files_support import age, write_csv, write_dbf
-from tests.support import PEOPLE, basic, lc2_headers, make_pid
+from tests.support import PEOPLE, basic, lc2_headers, make_pid, plain_pid
 
 LIMITS = BackendLimits(pool_size=2, acquire_timeout=1.0, query_timeout=2.0)
 # Checks are driven by the tests (check_now) unless a test wants the real poller.
@@ -830,10 +830,13 @@ async def test_worked_example_serves_all_three_exports(tmp_path: Path, aiohttp_c
         ("2024-12-01", 3000.0),
         ("2024-03-05", 15000.0),
     ]
-    sandbox = await client.get(
-        "/api/v1/fisher-licence/sandbox", params={"personalId": somchai}, headers=headers
-    )
-    assert sandbox.status == 200 and len((await sandbox.json())["data"]) == 2
+    # the sandbox answers rows of its own invented person, and none of a real one
+    sandbox_pid = plain_pid(str(settings.services["fisherLicence"].sandbox_rows[0]["PID"]))
+    for pid, count in ((sandbox_pid, 2), (somchai, 0)):
+        sandbox = await client.get(
+            "/api/v1/fisher-licence/sandbox", params={"personalId": pid}, headers=headers
+        )
+        assert sandbox.status == 200 and len((await sandbox.json())["data"]) == count
     for service in ("fisher-licence", "aqua-farm-register", "fisher-compensation"):
         for _ in range(50):
             health = await client.get(f"/api/v1/{service}/health")

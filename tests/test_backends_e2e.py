@@ -36,6 +36,7 @@ from tests.support import (
     fisher_service,
     lc2_headers,
     make_sqlite_db,
+    plain_pid,
     settings_from,
     sqlite_backend,
 )
@@ -252,8 +253,10 @@ async def test_same_answers_on_every_backend(
     )
     assert (await empty.json())["data"] == []
 
+    # the sandbox answers its own invented person, whose ID its rows hold
+    sandbox_pid = plain_pid(str(settings.services["fisher"].sandbox_rows[0]["PID"]))
     sandbox = await client.get(
-        "/api/v1/fisher/sandbox", params={"personalId": NO_RECORD_PID}, headers=lc2_headers()
+        "/api/v1/fisher/sandbox", params={"personalId": sandbox_pid}, headers=lc2_headers()
     )
     assert sandbox.status == 200 and len((await sandbox.json())["data"]) == 2
 

@@ -28,6 +28,7 @@ from tests.support import (
     lc2_headers,
     make_pid,
     make_sqlite_db,
+    plain_pid,
     settings_from,
     sqlite_backend,
     store_bytes,
@@ -271,18 +272,24 @@ async def test_sandbox_is_isolated_from_the_backend(
         "/api/v1/fisher", params={"personalId": PEOPLE[0]["pid"]}, headers=lc2_headers()
     )
     assert real.status == 503 and (await real.json())["responseCode"] == "301"
+    # generated rows are of one invented person, and answer only that person's ID
+    sandbox_pid = plain_pid(str(settings.services["fisher"].sandbox_rows[0]["PID"]))
     for url, headers in (
         ("/api/v1/fisher/sandbox", lc2_headers()),
         ("/api/v1/fisher", lc2_headers(**{"X-Use-Sandbox": "1"})),
     ):
-        resp = await client.get(url, params={"personalId": PEOPLE[0]["pid"]}, headers=headers)
+        resp = await client.get(url, params={"personalId": sandbox_pid}, headers=headers)
         assert resp.status == 200, await resp.text()
         data = (await resp.json())["data"]
         assert len(data) == 2
         for row in data:  # generated legacy-shaped rows went through the same mapping
-            assert len(row["personalId"]) == 13 and row["personalId"].isdigit()
+            assert row["personalId"] == sandbox_pid
             assert row["dateOfBirth"] is None or row["dateOfBirth"][:2] in ("19", "20")
             assert "\u0e00" <= row["firstName"][0] <= "\u0e7f"
+    other = await client.get(
+        "/api/v1/fisher/sandbox", params={"personalId": PEOPLE[0]["pid"]}, headers=lc2_headers()
+    )
+    assert other.status == 200 and (await other.json())["data"] == []
     # same validation as the real endpoint
     bad = await client.get(
         "/api/v1/fisher/sandbox", params={"personalId": "1"}, headers=lc2_headers()
@@ -292,6 +299,7 @@ async def test_sandbox_is_isolated_from_the_backend(
     kinds = [(r["kind"], r["sandbox"], r["status"]) for r in audit_rows(settings.audit.path)]
     assert kinds == [
         ("data", 0, 503),
+        ("sandbox", 1, 200),
         ("sandbox", 1, 200),
         ("sandbox", 1, 200),
         ("sandbox", 1, 400),

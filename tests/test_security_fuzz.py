@@ -20,31 +20,18 @@ from gateway.normalise import FieldMap, Mapper, compile_mapping
 from gateway.policy import MASKS, compile_policy
 from gateway.respond import json_response
 from gateway.transforms import TRANSFORMS
+from gateway.transforms.registry import REGISTRY
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 LOOKUPS = {"sex": {"1": "ชาย", "2": "หญิง"}, "status": {"A": "ใช้งาน", "C": "ยกเลิก"}}
 COLUMNS = ["PID", "FULLNAME", "BIRTH", "MOO", "AMOUNT", "FLAG", "CODE", "RAW"]
-# every transform, with the arguments that reach its other code paths
-_NEED_ARGS = ("name", "lookup", "zfill", "null_if", "default", "replace", "substr")
-SPECS: list[str | dict[str, Any]] = [
-    *(n for n in TRANSFORMS if n not in _NEED_ARGS),
-    *({"name": part} for part in ("title", "first", "middle", "last")),
+# every transform, with its example arguments and those that reach its other code paths
+SPECS: list[str | Mapping[str, Any]] = [
+    *(info.spec for info in REGISTRY.values()),
+    *({info.name: args} for info in REGISTRY.values() for args in info.variants),
     {"lookup": "sex"},
     {"lookup": {"table": "status", "default": "?"}},
-    {"lookup": {"map": {"1": 1, "2": 2}}},
-    {"zfill": 6},
-    {"null_if": ["", "0", "-", "00000000"]},
-    {"default": "ไม่ระบุ"},
-    {"default": 0},
-    {"pid": {"format": "dashed", "validate": True}},
-    {"be_date": {"output": "be_int"}},
-    {"be_date": {"order": "dmy"}},
-    {"date": {"order": "ymd"}},
-    {"decimal": {"places": 2}},
-    {"cp874": {"source": "latin-1"}},
-    {"replace": {"pattern": "[0-9]+", "with": "#"}},
-    {"substr": {"start": 1, "length": 4}},
 ]
 assert {next(iter(s)) if isinstance(s, dict) else s for s in SPECS} == set(TRANSFORMS)
 

@@ -23,6 +23,7 @@ from gateway.transforms import (
     parse_legacy_date,
     redecode_thai,
 )
+from gateway.transforms.registry import REGISTRY
 
 FUZZ = settings(max_examples=200, deadline=None)
 
@@ -30,26 +31,11 @@ THAI = "".join(chr(c) for c in range(0x0E01, 0x0E5C))
 # Characters the transforms treat specially, so that generated text hits those paths.
 SPECIAL = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u00a0\u2003\x00\t\n -/.:T0123456789ÃÂ¡€…“”"
 
-LOOKUPS = {"gender": {"1": "ชาย", "2": "หญิง"}}
-ARGS: dict[str, object] = {
-    "name": "first",
-    "lookup": "gender",
-    "zfill": 5,
-    "null_if": ["-", "0"],
-    "default": "x",
-    "replace": {"pattern": r"(\d+)", "with": r"<\1>"},
-    "substr": {"start": 1, "length": 3},
-}
-# Non-default argument variants, to reach the other code paths too.
-VARIANTS: list[str | Mapping[str, object]] = [
-    {"pid": {"format": "dashed", "validate": True}},
-    {"be_date": {"order": "dmy", "output": "be_int"}},
-    {"be_date": {"order": "mdy"}},
-    {"be_date": {"order": "ymd"}},
-    {"date": {"output": "be_int"}},
-    {"decimal": {"places": 2}},
-    {"cp874": {"source": "utf-8"}},
-    {"lookup": {"map": {"1": "a", 2: "b"}, "default": "?"}},
+# every transform with its example arguments, then with each of its variants: the
+# transforms describe both themselves (gateway.transforms.registry)
+SPECS: list[str | Mapping[str, object]] = [
+    *(info.spec for info in REGISTRY.values()),
+    *({info.name: args} for info in REGISTRY.values() for args in info.variants),
 ]
 
 legacy_text = st.text(
@@ -73,19 +59,15 @@ legacy_values = st.one_of(
 )
 
 
-def _spec(name: str) -> str | Mapping[str, object]:
-    return {name: ARGS[name]} if name in ARGS else name
-
-
 @pytest.mark.parametrize(
-    "spec", [_spec(name) for name in sorted(TRANSFORMS)] + VARIANTS, ids=repr
+    "spec", SPECS, ids=repr
 )
 @FUZZ
 @given(value=legacy_values)
 def test_transform_raises_only_value_or_type_error(
     spec: str | Mapping[str, object], value: object
 ) -> None:
-    chain = compile_chain([spec], lookups=LOOKUPS)
+    chain = compile_chain([spec])
     # The gateway catches exactly these two, nulls the field and counts it; anything
     # else would fail the whole request.
     with contextlib.suppress(ValueError, TypeError):
@@ -93,8 +75,7 @@ def test_transform_raises_only_value_or_type_error(
 
 
 def test_every_transform_is_fuzzed() -> None:
-    for name in TRANSFORMS:
-        compile_chain([_spec(name)], lookups=LOOKUPS)
+    assert {s if isinstance(s, str) else next(iter(s)) for s in SPECS} == set(TRANSFORMS)
 
 
 @FUZZ

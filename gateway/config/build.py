@@ -32,7 +32,7 @@ from gateway.normalise import Mapper, MappingConfigError, compile_mapping
 from gateway.params import compile_param
 from gateway.policy import PolicyConfigError, compile_policy
 from gateway.registry import UnknownAdapter, get_factory
-from gateway.sandbox import build_sandbox_rows
+from gateway.sandbox import build_sandbox
 from gateway.security.apikey import check_key_hash
 from gateway.security.network import Networks
 from gateway.security.settings import build_security
@@ -236,13 +236,21 @@ def _service(
     if mapper is None:
         return None
     mappers[name] = mapper  # for the grants on it, even if the service has problems
-    for param in sc.sandbox.match:
+    for param in sc.sandbox.match or {}:
         if param not in sc.params:
             problems.add((*at, "sandbox", "match", param), "not a declared parameter")
+    read = {f.column for f in mapper.columns()}
+    for column in sc.sandbox.like:
+        if column not in read:
+            message = f"no output field reads the column {column}"
+            problems.add((*at, "sandbox", "like", column), message)
     if len(problems.items) > before or backend is None:
         return None
     lc2 = cfg.lc2
     subject = next((p.name for p in params if p.is_citizen_id), None)
+    sandbox_rows, sandbox_match = build_sandbox(
+        sc.sandbox, sc.output, sc.params, service=name, lookups=cfg.lookups
+    )
     return Service(
         name=name,
         backend=sc.backend,
@@ -255,8 +263,8 @@ def _service(
         param_index={p.name: p for p in params},
         operation=operation,
         mapper=mapper,
-        sandbox_rows=build_sandbox_rows(sc.sandbox, mapper, service=name, lookups=cfg.lookups),
-        sandbox_match=dict(sc.sandbox.match),
+        sandbox_rows=sandbox_rows,
+        sandbox_match=sandbox_match,
         subject_param=subject,
         param_models=dict(sc.params),
         output_models=dict(sc.output),

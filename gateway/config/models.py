@@ -348,9 +348,15 @@ class SandboxConfig(_Model):
         default=None, description="legacy-shaped rows (column names), mapped like real ones"
     )
     generate: int = Field(default=3, ge=0, le=100, description="rows to generate if no rows")
-    match: dict[str, str] = Field(
+    match: dict[str, str] | None = Field(
+        default=None,
+        description="parameter -> column: return only rows whose column matches the parameter "
+        "(default: the citizen-ID parameter and the column of its output field; {}: every row)",
+    )
+    like: dict[str, str] = Field(
         default_factory=dict,
-        description="parameter -> column: return only rows whose column matches the parameter",
+        description="column -> a value as the legacy column holds it (PR-2567-000012): "
+        "generated values keep its shape, with the row's year and running number",
     )
     seed: int = 2562
 

@@ -31,7 +31,7 @@ from gateway.config.loader import load_yaml
 from gateway.config.models import GatewayConfig, ParamConfig
 from gateway.config.runtime import Service, Settings
 from gateway.describe.dictionary import meaning_of
-from gateway.describe.fields import TYPE_TH, FieldDoc, field_docs, infer_type
+from gateway.describe.fields import TYPE_TH, FieldDoc, field_docs
 from gateway.errors import GatewayError, all_error_types
 from gateway.params import compile_param
 from gateway.request import parse_params
@@ -53,7 +53,6 @@ __all__ = [
     "ServiceDoc",
     "build_pack",
     "default_base_url",
-    "infer_type",
     "load_pack",
 ]
 

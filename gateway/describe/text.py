@@ -237,8 +237,18 @@ pre { background: #f4f4f4; border: 1px solid #ccc; padding: .6em; white-space: p
       word-break: break-all; }
 .en { color: #444; }
 .meta td:first-child { width: 16em; }
-section.service { page-break-before: always; }
-@media print { body { margin: 0; max-width: none; } pre { page-break-inside: avoid; } }
+section.service { break-before: page; }
+/* A4, and no heading left alone at the foot of a page: a heading (and the line that
+   introduces a sample) stays with what follows it; a table row or a short block is never
+   cut, a long table repeats its header, a long sample may run on to the next page. */
+@page { size: A4; margin: 14mm 12mm; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 11pt; }
+  h1, h2, h3, p.lead { break-after: avoid; page-break-after: avoid; }
+  tr, td, th, .meta { break-inside: avoid; page-break-inside: avoid; }
+  thead { display: table-header-group; }
+  pre { break-inside: auto; orphans: 4; widows: 4; }
+}
 """
 
 
@@ -344,7 +354,7 @@ def _html_service(svc: ServiceDoc) -> str:
             f", {API_KEY_VARIABLE}" if API_KEY_VARIABLE in svc.sample_curl else ""
         )
         parts.append(
-            f"<p>กำหนดตัวแปร <code>{names}</code> ก่อนเรียก "
+            f'<p class="lead">กำหนดตัวแปร <code>{names}</code> ก่อนเรียก '
             f"<span class=en>(set {names} to the credentials first)</span></p>"
         )
         parts.append(f"<pre>{_e(svc.sample_curl)}</pre>")

@@ -5,7 +5,16 @@ compile_chain, then call the result per value; see chain.compile_chain for the
 error contract.
 """
 
-from .chain import TRANSFORMS, Transform, TransformConfigError, compile_chain
+from .chain import (
+    TRANSFORMS,
+    Transform,
+    TransformConfigError,
+    chain_note,
+    chain_types,
+    compile_chain,
+    legacy_value,
+    split_spec,
+)
 from .citizen_id import check_digit, format_pid, is_valid_pid, mask_pid, normalise_pid
 from .text import (
     DEFAULT_TITLES,
@@ -31,14 +40,18 @@ __all__ = [
     "as_text",
     "ascii_digits",
     "be_int",
+    "chain_note",
+    "chain_types",
     "check_digit",
     "clean_text",
     "compile_chain",
     "format_pid",
     "is_valid_pid",
+    "legacy_value",
     "mask_pid",
     "normalise_pid",
     "parse_legacy_date",
     "redecode_thai",
+    "split_spec",
     "split_thai_name",
 ]
