@@ -13,11 +13,13 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 
 from gateway.auth import hash_password
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError
+from gateway.config.models import SCHEMA_VERSION
 from gateway.config.runtime import Settings
 
 __all__ = ["apply_overrides", "main"]
@@ -166,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lc2-gateway",
         description="Serve legacy systems as DOPA Linkage Center 2 (LC2) data providers.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {version('lc2-gateway')} (config schema {SCHEMA_VERSION})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
