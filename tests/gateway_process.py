@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -45,18 +46,29 @@ def http_get(
 class GatewayProcess:
     """``with GatewayProcess(config, admin_port) as gw:`` serves until the block ends."""
 
-    def __init__(self, config: Path, admin_port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        admin_port: int,
+        env: dict[str, str] | None = None,
+        *,
+        cli: Sequence[str] = CLI,
+        cwd: Path = ROOT,
+        base_env: Mapping[str, str] = os.environ,
+    ) -> None:
         self.config = config
         self.admin = f"http://127.0.0.1:{admin_port}"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**base_env, **(env or {})}
+        self.cli = list(cli)
+        self.cwd = cwd
         self.output = ""
         self.returncode: int | None = None
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> GatewayProcess:
         self._proc = subprocess.Popen(
-            [*CLI, "serve", "-c", str(self.config)],
-            cwd=ROOT,
+            [*self.cli, "serve", "-c", str(self.config)],
+            cwd=self.cwd,
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
