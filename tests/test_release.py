@@ -13,13 +13,17 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib.metadata import version
+import tomllib
+from importlib.metadata import requires, version
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 from gateway.cli import main
 from gateway.config.models import SCHEMA_VERSION
+from tests.lockfile import LOCKS, canonical, read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +78,50 @@ def test_an_undeclared_import_is_reported(
     report = r.stdout + r.stderr  # deptry reports on stderr
     assert r.returncode == 1, report
     assert f"{module}:" in report and code in report, report
+
+
+# --- the locks: requirements/lock*.txt, what the bundle and the image install -----------------
+
+
+def _project() -> dict[str, Any]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        project: dict[str, Any] = tomllib.load(f)["project"]
+    return project
+
+
+def _assert_pinned(requirements: list[str], lock: dict[str, str], where: str) -> None:
+    for text in requirements:
+        req = Requirement(text)
+        name = canonical(req.name)
+        assert name in lock, f"{where}: {text} is not in the lock: run requirements/refresh.sh"
+        assert req.specifier.contains(lock[name], prereleases=True), (
+            f"{where}: {name}=={lock[name]} does not satisfy {text}: run requirements/refresh.sh"
+        )
+        for extra in req.extras:  # zeep[async]: what the extra brings is locked too
+            brought = []
+            for dep in map(Requirement, requires(req.name) or []):
+                marker = dep.marker
+                if (
+                    marker is not None
+                    and "extra" in str(marker)
+                    and marker.evaluate({"extra": extra})
+                ):
+                    brought.append(f"{dep.name}{dep.specifier}")
+            assert brought, f"{req.name} has no extra {extra!r}"
+            _assert_pinned(brought, lock, f"{where} {text}")
+
+
+def test_base_lock_covers_the_base_dependencies() -> None:
+    lock = read_lock(LOCKS / "lock.txt")
+    _assert_pinned(_project()["dependencies"], lock, "lock.txt")
+    assert {"packaging", "httpx"} <= lock.keys()  # zeep's async transport
+
+
+@pytest.mark.parametrize("extra", ["odbc", "oracle"])
+def test_extra_lock_is_the_base_lock_plus_the_extra(extra: str) -> None:
+    base = read_lock(LOCKS / "lock.txt")
+    lock = read_lock(LOCKS / f"lock-{extra}.txt")
+    assert {k: lock.get(k) for k in base} == base, "the base versions differ"
+    _assert_pinned(_project()["optional-dependencies"][extra], lock, f"lock-{extra}.txt")
+    declared = {canonical(Requirement(r).name) for r in _project()["optional-dependencies"][extra]}
+    assert declared <= lock.keys() - base.keys()
