@@ -3,8 +3,8 @@
 Run by ``.ci/wheel.sh`` twice: against the base install, then against one with the
 ``odbc`` and ``oracle`` extras.  Each backend type is served for real by the installed
 ``lc2-gateway serve`` (PostgreSQL, MariaDB, a spyne SOAP service, a legacy HTTP endpoint,
-SQLite, dBase and CSV exports; ODBC drivers with the extra), and so is the demo config and
-the SOAP example a user writes after the README's first command.
+SQLite, dBase, CSV and fixed-width exports; ODBC drivers with the extra), and so are the demo
+config, the exports example and the SOAP example a user tries after the README's first command.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from tests.files_support import age
 from tests.gateway_process import GatewayProcess, http_get
 from tests.http_upstream import running_http_upstream
 from tests.installed.conftest import ROOT, Installed
@@ -34,6 +35,7 @@ from tests.support import (
     basic,
     free_port,
     lc2_headers,
+    make_pid,
 )
 from tests.test_backends_e2e import Operation, _fisher, _subset
 
@@ -254,6 +256,40 @@ def test_soap_example_config(installed: Installed, tmp_path: Path) -> None:
             status, body = _call(port, "vessel-movements", PEOPLE[0]["pid"], **headers)
             assert status == 200 and len(body["data"]) == 2, body
     _audit_verify(installed, vessels, env)
+
+
+# --- the nightly exports (dBase, CSV, fixed width), config/exports.yaml ---------------------------
+
+
+def test_exports_example_config(installed: Installed, tmp_path: Path) -> None:
+    conf = tmp_path / "config"
+    shutil.copytree(ROOT / "config" / "exports", conf / "exports")
+    age(*(conf / "exports").iterdir(), seconds=3600)  # last night's export, not one in progress
+    cfg = yaml.safe_load((ROOT / "config" / "exports.yaml").read_text(encoding="utf-8"))
+    port, admin = free_port(), free_port()
+    cfg["listen"]["port"], cfg["admin"]["port"] = port, admin
+    exports = conf / "exports.yaml"
+    exports.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
+    env = {"EXPORTS_AUDIT_KEY": "k" * 40}
+    r = installed.run("check", "--connect", "-c", str(exports), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    somchai = make_pid("174010023456")
+    headers = {"Authorization": basic(password="demo-password")}
+    with _serve(installed, exports, admin, env):
+        found = {
+            service: [row[key] for row in _call(port, service, somchai, **headers)[1]["data"]]
+            for service, key in [
+                ("fisher-licence", "licenceNo"),
+                ("aqua-farm-register", "farmName"),
+                ("fisher-compensation", "paymentDate"),
+            ]
+        }
+    assert found == {
+        "fisher-licence": ["PL-2567-000031", "PL-2566-000142"],
+        "aqua-farm-register": ['ฟาร์มกุ้ง "สมชาย"', "บ่อปลานิล, แปลง ๒"],
+        "fisher-compensation": ["2024-12-01", "2024-03-05"],
+    }
+    _audit_verify(installed, exports, env)
 
 
 # --- the Oracle extra: no server here, so the import and the options ----------------------------
