@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 log() { printf '[ci bundle] %s\n' "$*"; }
 
 need=()
@@ -14,7 +16,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v curl >/dev/null || need+=(curl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 [ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'; }
 
@@ -25,14 +27,14 @@ ns="lc2-bundle-$$"
 work="$(mktemp -d)"
 gw=""
 cleanup() {
-  if [ -n "$gw" ]; then kill "$(cat "$work/gateway.pid")" 2>/dev/null || true; wait "$gw" || true; fi
-  ip netns del "$ns" 2>/dev/null || true
+  if [ -n "$gw" ]; then $SUDO kill "$(cat "$work/gateway.pid")" 2>/dev/null || true; wait "$gw" || true; fi
+  $SUDO ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-in_ns() { ip netns exec "$ns" "$@"; }
+$SUDO ip netns add "$ns"
+$SUDO ip -n "$ns" link set lo up
+in_ns() { $SUDO ip netns exec "$ns" "$@"; }
 # the proof that nothing below can reach a registry: no route but loopback
 if in_ns ip route show | grep -q .; then log "namespace $ns has a route out"; exit 1; fi
 if in_ns python3 -c 'import socket; socket.create_connection(("1.1.1.1", 443), timeout=3)' 2>/dev/null; then
@@ -64,7 +66,7 @@ printf '%s\n' "$body" | grep -q '"responseCode":"000"' \
   && printf '%s\n' "$body" | grep -q '"firstName":"สมชาย"' \
   || { log "unexpected answer: $body"; cat "$work/gateway.log"; exit 1; }
 log "data call answered: ${body:0:120}..."
-kill -TERM "$(cat "$work/gateway.pid")"
+$SUDO kill -TERM "$(cat "$work/gateway.pid")"
 rc=0; wait "$gw" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/gateway.log"; log "the gateway did not stop cleanly (exit $rc)"; exit 1; }
 gw=""
