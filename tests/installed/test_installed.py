@@ -72,6 +72,18 @@ def _audit_verify(installed: Installed, config: Path, env: dict[str, str]) -> No
     assert r.returncode == 0 and "verify: OK" in r.stdout, r.stdout + r.stderr
 
 
+def _example(tmp_path: Path, name: str) -> tuple[Path, int, int]:
+    """config/NAME.yaml and its folder config/NAME/, copied outside the checkout, on free ports."""
+    conf = tmp_path / "config"
+    shutil.copytree(ROOT / "config" / name, conf / name)
+    cfg = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text(encoding="utf-8"))
+    port, admin = free_port(), free_port()
+    cfg["listen"]["port"], cfg["admin"]["port"] = port, admin
+    path = conf / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path, port, admin
+
+
 # --- the install itself ------------------------------------------------------------------
 
 
@@ -150,13 +162,7 @@ def test_every_module_imports_with_what_its_install_declares(installed: Installe
 
 
 def test_demo_is_served(installed: Installed, tmp_path: Path) -> None:
-    conf = tmp_path / "config"
-    shutil.copytree(ROOT / "config" / "demo", conf / "demo")
-    port, admin = free_port(), free_port()
-    text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
-    text = text.replace("port: 8080", f"port: {port}").replace("port: 9108", f"port: {admin}")
-    (conf / "demo.yaml").write_text(text, encoding="utf-8")
-    demo = conf / "demo.yaml"
+    demo, port, admin = _example(tmp_path, "demo")
     headers = {"Authorization": basic(password="demo-password")}
 
     with _serve(installed, demo, admin, {}) as gw:
@@ -231,13 +237,7 @@ def test_every_backend_type(
 def test_soap_example_config(installed: Installed, tmp_path: Path) -> None:
     """config/vessels.yaml, as a user tries it after `pip install .`: zeep's async transport
     must be in the install for any SOAP backend to start."""
-    conf = tmp_path / "config"
-    shutil.copytree(ROOT / "config" / "vessels", conf / "vessels")
-    cfg = yaml.safe_load((ROOT / "config" / "vessels.yaml").read_text(encoding="utf-8"))
-    port, admin = free_port(), free_port()
-    cfg["listen"]["port"], cfg["admin"]["port"] = port, admin
-    vessels = conf / "vessels.yaml"
-    vessels.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
+    vessels, port, admin = _example(tmp_path, "vessels")
     secret = "vessel-pass"
     with running_soap_server(users={"lc2gw": secret}) as srv, running_http_upstream() as up:
         env = {
@@ -262,14 +262,9 @@ def test_soap_example_config(installed: Installed, tmp_path: Path) -> None:
 
 
 def test_exports_example_config(installed: Installed, tmp_path: Path) -> None:
-    conf = tmp_path / "config"
-    shutil.copytree(ROOT / "config" / "exports", conf / "exports")
-    age(*(conf / "exports").iterdir(), seconds=3600)  # last night's export, not one in progress
-    cfg = yaml.safe_load((ROOT / "config" / "exports.yaml").read_text(encoding="utf-8"))
-    port, admin = free_port(), free_port()
-    cfg["listen"]["port"], cfg["admin"]["port"] = port, admin
-    exports = conf / "exports.yaml"
-    exports.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
+    exports, port, admin = _example(tmp_path, "exports")
+    # last night's export, not one in progress
+    age(*(exports.parent / "exports").iterdir(), seconds=3600)
     env = {"EXPORTS_AUDIT_KEY": "k" * 40}
     r = installed.run("check", "--connect", "-c", str(exports), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
