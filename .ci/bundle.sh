@@ -46,6 +46,20 @@ release="$work/$(basename "$bundle" -bundle.tar.gz)"
 log "installing with --no-index inside $ns"
 in_ns "$release/install.sh" --prefix "$work/opt" --with odbc,oracle
 
+# a wheel that is not the locked one stops the install: a dependency's (pip's hash check)
+# and the gateway's own (SHA256SUMS)
+for victim in "$(ls "$release"/wheels/pyyaml-*.whl)" "$(ls "$release"/wheels/lc2_gateway-*.whl)"; do
+  cp -r "$release" "$work/tampered"
+  printf 'x' >>"$work/tampered/wheels/$(basename "$victim")"
+  if in_ns "$work/tampered/install.sh" --prefix "$work/tampered-opt" >"$work/tampered.log" 2>&1; then
+    log "install.sh accepted an altered $(basename "$victim")"; exit 1
+  fi
+  grep -qE 'DO NOT MATCH THE HASHES|FAILED' "$work/tampered.log" \
+    || { cat "$work/tampered.log"; log "refused for another reason"; exit 1; }
+  rm -rf "$work/tampered" "$work/tampered-opt"
+done
+log "altered wheels refused"
+
 log "serving the demo from that install"
 cp -r "$release/config" "$work/config"
 cd "$work"  # nothing of the checkout on the way
@@ -70,5 +84,8 @@ $SUDO kill -TERM "$(cat "$work/gateway.pid")"
 rc=0; wait "$gw" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/gateway.log"; log "the gateway did not stop cleanly (exit $rc)"; exit 1; }
 gw=""
+in_ns "$work/opt/venv/bin/lc2-gateway" audit verify -c "$work/config/demo.yaml"
+log "installing again over the same prefix, as an upgrade does"
+in_ns "$release/install.sh" --prefix "$work/opt" --with odbc,oracle
 in_ns "$work/opt/venv/bin/lc2-gateway" audit verify -c "$work/config/demo.yaml"
 log "ok"
