@@ -15,12 +15,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
 
 from gateway.auth import hash_password
 from gateway.config.build import load_settings
 from gateway.config.loader import ConfigError
+from gateway.config.models import SCHEMA_VERSION
 from gateway.config.runtime import Settings
 
 __all__ = ["apply_overrides", "main"]
@@ -198,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
         prog="lc2-gateway",
         description="Serve legacy systems as DOPA Linkage Center 2 (LC2) data providers.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {version('lc2-gateway')} (config schema {SCHEMA_VERSION})",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 

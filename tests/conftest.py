@@ -28,6 +28,19 @@ MYSQL_USER = os.environ.get("LC2_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("LC2_TEST_MYSQL_PASSWORD", "")
 
 
+INSTALLED = Path(__file__).resolve().parent / "installed"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/installed exercises an installed wheel (.ci/wheel.sh gives it LC2_INSTALLED_BIN):
+    it is collected when that is set or when the directory is named, never by a bare run."""
+    if collection_path != INSTALLED or os.environ.get("LC2_INSTALLED_BIN"):
+        return None
+    here = config.invocation_params.dir
+    named = [(here / arg.split("::")[0]).resolve() for arg in config.args]
+    return not any(p == INSTALLED or INSTALLED in p.parents for p in named)
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 

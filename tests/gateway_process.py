@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -52,21 +53,27 @@ class GatewayProcess:
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
         workers: int = 1,
+        *,
+        cli: Sequence[str] = CLI,
+        cwd: Path = ROOT,
+        base_env: Mapping[str, str] = os.environ,
     ) -> None:
         self.config = config
         self.admin = f"http://127.0.0.1:{admin_port}"
         # with --workers N, worker i's admin listener is on admin_port + i: all must be ready
         self.admins = [f"http://127.0.0.1:{admin_port + i}" for i in range(workers)]
         self.args = (*args, "--workers", str(workers)) if workers > 1 else args
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**base_env, **(env or {})}
+        self.cli = list(cli)
+        self.cwd = cwd
         self.output = ""
         self.returncode: int | None = None
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> GatewayProcess:
         self._proc = subprocess.Popen(
-            [*CLI, "serve", "-c", str(self.config), *self.args],
-            cwd=ROOT,
+            [*self.cli, "serve", "-c", str(self.config), *self.args],
+            cwd=self.cwd,
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.audit.config import AuditConfig
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AdminConfig",
     "AuthFailuresConfig",
     "BackendConfig",
@@ -44,6 +45,11 @@ __all__ = [
     "ServiceConfig",
     "TLSConfig",
 ]
+
+# The version of the YAML schema these models describe, printed by `lc2-gateway --version`.
+# Raise it when a key is removed or changes meaning, so an operator can tell whether a config
+# written for one release is read the same way by another.
+SCHEMA_VERSION = 1
 
 _IDENT = r"^[A-Za-z][A-Za-z0-9_]*$"
 Seconds = Annotated[float, Field(gt=0, le=3600)]
