@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
 
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
 from gateway.audit.config import build_audit_settings
@@ -57,14 +56,16 @@ class _Problems:
         for err in exc.errors(include_url=False):
             self.schema(prefix, err)
 
-    def schema(self, prefix: Path_, err: ErrorDetails) -> None:
+    def schema(self, prefix: Path_, err: Mapping[str, Any]) -> None:
+        # one of ValidationError.errors() (pydantic_core's ErrorDetails, not imported: it
+        # is pydantic's dependency, not ours)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
         self.add(prefix + _loc(err), msg)
 
 
-def _loc(err: ErrorDetails) -> Path_:
+def _loc(err: Mapping[str, Any]) -> Path_:
     return tuple(p for p in err["loc"] if isinstance(p, (str, int)))
 
 
