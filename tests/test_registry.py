@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_a_source_checkout_reads_its_pyproject(
     """Without package metadata (never installed) the built-ins still resolve."""
 
     def not_installed(name: str) -> None:
-        raise registry.PackageNotFoundError(name)
+        raise PackageNotFoundError(name)
 
     monkeypatch.setattr(registry, "distribution", not_installed)
     monkeypatch.setattr(registry, "entry_points", lambda group: [])
