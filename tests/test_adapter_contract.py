@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncmy
 import asyncpg
 import pytest
 
-from adapters import http, mysql, postgresql, sqlite
+from adapters import files, http, mysql, odbc, postgresql, soap, sqlite
 from gateway.adapter import BackendFault
 from gateway.testing.adapter_contract import (
     AdapterContract,
@@ -24,7 +25,10 @@ from gateway.testing.adapter_contract import (
     WriteCheck,
 )
 from tests.conftest import MysqlServer, PgServer
+from tests.files_support import write_csv
 from tests.http_upstream import NOT_REGISTERED, Upstream, running_http_upstream
+from tests.soap_server import FAULT_BAD_REQUEST, SLOW_OWNER, SoapServer, running_soap_server
+from tests.support import PEOPLE
 
 SECRET = "1234567890121"  # bound where the backend would quote it back
 
@@ -58,36 +62,74 @@ async def _pg_count(dsn: str, sql: str, *args: object) -> int:
         await conn.close()
 
 
+def _pg_running(dsn: str, marker: str) -> Callable[[], Awaitable[int]]:
+    async def running() -> int:
+        return await _pg_count(
+            dsn,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' "
+            "AND pid <> pg_backend_pid()",
+            f"%{marker}%",
+        )
+
+    return running
+
+
+def _pg_writes(dsn: str) -> WriteCheck:
+    return WriteCheck(
+        Call({"query": "INSERT INTO contract_written VALUES (:v)"}, {"v": SECRET}),
+        lambda: _pg_count(dsn, "SELECT count(*) FROM contract_written"),
+    )
+
+
 class TestPostgresqlContract(AdapterContract, ReadOnlyContract):
     @pytest.fixture
     def contract_backend(self, pg_table: str) -> ContractBackend:
         app = _marker()
-
-        async def still_running() -> int:
-            return await _pg_count(
-                pg_table,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
-                "AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
-                app,
-            )
 
         return ContractBackend(
             factory=postgresql.FACTORY,
             options={"dsn": pg_table, "server_settings": {"application_name": app}},
             unreachable={"dsn": "postgresql://postgres@127.0.0.1:1/nothing"},
             rows=Call({"query": "SELECT n FROM generate_series(1, 5) AS n"}),
-            slow=Call({"query": "SELECT pg_sleep(5)"}),
+            slow=Call({"query": f"SELECT pg_sleep(5) AS {app}"}),
             # the server quotes the value it can not cast
             refused=Call({"query": "SELECT CAST(CAST(:v AS text) AS int) AS d"}, {"v": SECRET}),
-            still_running=still_running,
+            still_running=_pg_running(pg_table, app),
         )
 
     @pytest.fixture
     def contract_writes(self, pg_table: str) -> WriteCheck:
-        return WriteCheck(
-            Call({"query": "INSERT INTO contract_written VALUES (:v)"}, {"v": SECRET}),
-            lambda: _pg_count(pg_table, "SELECT count(*) FROM contract_written"),
+        return _pg_writes(pg_table)
+
+
+class TestOdbcContract(AdapterContract, ReadOnlyContract):
+    """Through the PostgreSQL ODBC driver of unixODBC."""
+
+    @pytest.fixture
+    def contract_backend(self, pg_table: str) -> ContractBackend:
+        marker = _marker()
+        dsn = urlsplit(pg_table)
+        cs = (
+            f"Driver={{PostgreSQL Unicode}};Server={dsn.hostname};Port={dsn.port or 5432};"
+            f"Database={dsn.path.lstrip('/')}"
         )
+        user = dsn.username or "postgres"
+        return ContractBackend(
+            factory=odbc.FACTORY,
+            options={"connection_string": cs, "user": user},
+            unreachable={
+                "connection_string": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1",
+                "user": user,
+            },
+            rows=Call({"query": "SELECT n FROM generate_series(1, 5) AS n"}),
+            slow=Call({"query": f"SELECT pg_sleep(5) AS {marker}"}),
+            refused=Call({"query": "SELECT CAST(CAST(:v AS text) AS int) AS d"}, {"v": SECRET}),
+            still_running=_pg_running(pg_table, marker),
+        )
+
+    @pytest.fixture
+    def contract_writes(self, pg_table: str) -> WriteCheck:
+        return _pg_writes(pg_table)
 
 
 # --- MariaDB / MySQL ------------------------------------------------------------------------
@@ -244,4 +286,76 @@ class TestHttpContract(AdapterContract):
                 {"v": NOT_REGISTERED},
             ),
             refused_error=BackendFault,
+        )
+
+
+# --- SOAP -----------------------------------------------------------------------------------
+
+WSDL = Path(__file__).resolve().parent.parent / "config" / "vessels" / "vessel-licence.wsdl"
+SOAP_USERS = {"gw": "s3cret-pass"}
+
+
+@pytest.fixture(scope="module")
+def soap_server() -> Iterator[SoapServer]:
+    with running_soap_server(users=SOAP_USERS) as srv:
+        yield srv
+
+
+def _licences(owner: str) -> Call:
+    return Call(
+        {
+            "name": "GetVesselLicences",
+            "request": {"ownerId": "{personalId}"},
+            "rows": "GetVesselLicencesResponse/GetVesselLicencesResult/Licence",
+        },
+        {"personalId": owner},
+    )
+
+
+class TestSoapContract(AdapterContract):
+    @pytest.fixture
+    def contract_backend(self, soap_server: SoapServer) -> ContractBackend:
+        options = {"wsdl": str(WSDL), "wsse": {"username": "gw", "password": SOAP_USERS["gw"]}}
+        return ContractBackend(
+            factory=soap.FACTORY,
+            options={**options, "endpoint": soap_server.url},
+            unreachable={**options, "endpoint": "http://127.0.0.1:1/"},
+            rows=_licences(PEOPLE[0]["pid"]),
+            slow=_licences(SLOW_OWNER),
+            # the service's fault string quotes the owner ID it refuses
+            refused=_licences(FAULT_BAD_REQUEST),
+            refused_error=BackendFault,
+        )
+
+
+# --- files (csv; dbf and fixedwidth share the same store) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = [[p["PID"], p["FULLNAME"], p["SEX"], p["BIRTH_DATE"], p["MOO"]] for p in PEOPLE]
+    return write_csv(tmp_path_factory.mktemp("contract") / "fisher.csv", rows)
+
+
+class TestFilesContract(AdapterContract):
+    @pytest.fixture
+    def contract_backend(self, export: Path) -> ContractBackend:
+        options = {
+            "table": "FISHER_REG",
+            "citizen_ids": [{"column": "PID", "as": "PID13"}],
+            "allow_scan": True,
+            "reload": {"interval": 3600, "settle": 0},
+        }
+        return ContractBackend(
+            factory=files.CSV,
+            options={**options, "path": str(export)},
+            unreachable={**options, "path": str(export.with_name("missing.csv"))},
+            rows=Call({"query": "SELECT PID13, SEX FROM FISHER_REG"}),
+            slow=Call(
+                {
+                    "query": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                    "SELECT max(x) AS n FROM c"
+                }
+            ),
+            refused=Call({"query": "SELECT json(:v) AS j FROM FISHER_REG"}, {"v": "{" + SECRET}),
         )
