@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError
+from importlib.metadata import EntryPoint, PackageNotFoundError
 from pathlib import Path
 
 import pytest
@@ -80,3 +80,15 @@ def test_pyproject_of_another_project_is_not_read(tmp_path: Path) -> None:
     )
     assert registry.source_checkout_adapters(other) == {}
     assert registry.source_checkout_adapters(tmp_path / "missing.toml") == {}
+
+
+def test_two_packages_claiming_one_type_are_both_named(
+    fresh_registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = [
+        EntryPoint("csv", "adapters.files:CSV", registry.GROUP),
+        EntryPoint("csv", "vendor_csv:FACTORY", registry.GROUP),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda group: claims)
+    with pytest.raises(registry.AdapterNameClash, match=r"adapters\.files:CSV.*vendor_csv"):
+        registry.adapter_factories()
