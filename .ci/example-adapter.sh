@@ -5,9 +5,13 @@
 # LC2 call end to end through the example adapter from a paged REST server on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD"
-example="$root/examples/lc2-adapter-vendorrest"
 work="$(mktemp -d)"
+# built from a copy of the checkout (tracked and new files, not ignored ones): setuptools
+# builds in place, and a stale build/ of the checkout must neither end in the wheel nor be left
+root="$work/src"
+mkdir "$root"
+git ls-files -z --cached --others --exclude-standard | tar -c --null --ignore-failed-read -T - | tar -x -C "$root"
+example="$root/examples/lc2-adapter-vendorrest"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
