@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from adapters import files, http, mysql, odbc, postgresql, soap, sqlite
-from gateway.adapter import BackendFault
+from gateway.adapter import BackendBusy, BackendFault, BackendLimits, BackendUnavailable
 from gateway.testing.adapter_contract import (
     AdapterContract,
     Call,
@@ -359,3 +359,11 @@ class TestFilesContract(AdapterContract):
             ),
             refused=Call({"query": "SELECT json(:v) AS j FROM FISHER_REG"}, {"v": "{" + SECRET}),
         )
+
+
+def test_acquire_failed_is_busy_only_when_the_pool_is_full() -> None:
+    limits = BackendLimits(pool_size=2, acquire_timeout=0.5, query_timeout=1.0)
+    busy = limits.acquire_failed(2)
+    assert isinstance(busy, BackendBusy) and "all 2 connections busy for 0.5s" in str(busy)
+    # the pool had room: the time went into connecting
+    assert isinstance(limits.acquire_failed(1), BackendUnavailable)
