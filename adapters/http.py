@@ -41,7 +41,7 @@ from adapters._http import (
     status_error,
     transport_error,
 )
-from adapters._template import Rendered, Template, compile_template, compile_text, text_of
+from adapters._param_fill import Rendered, Template, compile_template, compile_text, text_of
 from adapters._xml import (
     MalformedDocument,
     RowPath,

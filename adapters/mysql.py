@@ -40,7 +40,6 @@ from pydantic import Field, SecretStr, field_validator
 
 from adapters._sql import CompiledQuery, SqlOperation, compile_named, limit_zero
 from gateway.adapter import (
-    BackendBusy,
     BackendError,
     BackendLimits,
     BackendTimeout,
@@ -225,15 +224,7 @@ class MysqlAdapter:
             async with asyncio.timeout(self._limits.acquire_timeout):
                 conn: Connection = await pool.acquire()
         except TimeoutError:
-            if self._active >= self._limits.pool_size:
-                raise BackendBusy(
-                    f"all {self._limits.pool_size} connections busy for "
-                    f"{self._limits.acquire_timeout:g}s"
-                ) from None
-            # The pool had room: the time went into connecting to the server.
-            raise BackendUnavailable(
-                f"could not connect within {self._limits.acquire_timeout:g}s"
-            ) from None
+            raise self._limits.acquire_failed(self._active) from None
         except RuntimeError:  # "Cannot acquire connection after closing pool"
             raise BackendUnavailable("adapter closed") from None
         except (MySQLError, OSError) as exc:

@@ -33,7 +33,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from adapters._sql import CompiledQuery, SqlOperation, compile_named
 from gateway.adapter import (
-    BackendBusy,
     BackendError,
     BackendLimits,
     BackendTimeout,
@@ -207,15 +206,7 @@ class PostgresAdapter:
             async with asyncio.timeout(self._limits.acquire_timeout):
                 return pool, await pool.acquire()
         except TimeoutError:
-            if self._active >= self._limits.pool_size:
-                raise BackendBusy(
-                    f"all {self._limits.pool_size} connections busy for "
-                    f"{self._limits.acquire_timeout:g}s"
-                ) from None
-            # The pool had room: the time went into connecting to the server.
-            raise BackendUnavailable(
-                f"could not connect within {self._limits.acquire_timeout:g}s"
-            ) from None
+            raise self._limits.acquire_failed(self._active) from None
         except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Whatever fails while connecting (refused, auth, no database, too
             # many connections, shutting down, a DSN asyncpg can not parse)

@@ -52,7 +52,7 @@ from adapters._http import (
     status_error,
     transport_error,
 )
-from adapters._template import Rendered, compile_template
+from adapters._param_fill import Rendered, compile_template
 from adapters._wsdl_rows import row_columns
 from adapters._xml import (
     MalformedDocument,

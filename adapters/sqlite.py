@@ -93,6 +93,10 @@ class SqliteAdapter:
     async def _connect(self) -> aiosqlite.Connection:
         path = self._options.path
         if self._options.read_only:
+            # checked first: a failed aiosqlite.connect leaves its worker thread to report
+            # to the event loop later, possibly after the loop has closed
+            if not path.exists():
+                raise BackendUnavailable(f"database file {path.name} does not exist")
             target, uri = f"file:{path.resolve()}?mode=ro", True
         else:
             target, uri = str(path), False

@@ -90,6 +90,18 @@ class BackendLimits:
     acquire_timeout: float
     query_timeout: float
 
+    def acquire_failed(self, active: int) -> BackendBusy | BackendUnavailable:
+        """The error for no connection within ``acquire_timeout``, ``active`` calls running.
+
+        Busy when every connection of the pool was in use; otherwise the pool had room and
+        the time went into connecting to the server, which is unavailable.
+        """
+        if active >= self.pool_size:
+            return BackendBusy(
+                f"all {self.pool_size} connections busy for {self.acquire_timeout:g}s"
+            )
+        return BackendUnavailable(f"could not connect within {self.acquire_timeout:g}s")
+
 
 @dataclass(frozen=True, slots=True)
 class PoolStats:

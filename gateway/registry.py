@@ -1,34 +1,28 @@
 """Finding adapters by the YAML ``type:`` of a backend.
 
-Adapters are looked up in the ``lc2_gateway.adapters`` entry-point group, so
-a department can ship its own adapter as a separate package.  The built-in
-ones are also known by module path, so a source checkout works before
-``pip install``.
+Every adapter, built-in or a department's own package, is declared once: as an
+entry point of the ``lc2_gateway.adapters`` group.  The built-in ones are
+declared in this project's ``pyproject.toml``; an installed gateway reads them
+from its package metadata like any other.  A source checkout that was never
+installed has no metadata, so its ``pyproject.toml`` is read instead - the
+same declaration, not a second list.
 """
 
 from __future__ import annotations
 
 import importlib
+import tomllib
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, distribution, entry_points
+from pathlib import Path
 
 from gateway.adapter import AdapterFactory
 
 __all__ = ["AdapterNameClash", "UnknownAdapter", "adapter_factories", "get_factory"]
 
 GROUP = "lc2_gateway.adapters"
-_BUILTIN = {
-    "sqlite": "adapters.sqlite:FACTORY",
-    "postgresql": "adapters.postgresql:FACTORY",
-    "mysql": "adapters.mysql:FACTORY",
-    "odbc": "adapters.odbc:FACTORY",
-    "oracle": "adapters.oracle:FACTORY",
-    "dbf": "adapters.files:DBF",
-    "csv": "adapters.files:CSV",
-    "fixedwidth": "adapters.files:FIXED_WIDTH",
-    "soap": "adapters.soap:FACTORY",
-    "http": "adapters.http:FACTORY",
-}
+DISTRIBUTION = "lc2-gateway"
+_SOURCE_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 class UnknownAdapter(LookupError):
@@ -45,10 +39,29 @@ def _load(target: str) -> AdapterFactory:
     return factory
 
 
+def source_checkout_adapters(pyproject: Path = _SOURCE_PYPROJECT) -> dict[str, str]:
+    """The built-in entry points as this checkout's ``pyproject.toml`` declares them."""
+    if not pyproject.is_file():
+        return {}
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    if project.get("name") != DISTRIBUTION:
+        return {}
+    declared: dict[str, str] = project.get("entry-points", {}).get(GROUP, {})
+    return dict(declared)
+
+
+def _installed() -> bool:
+    try:
+        distribution(DISTRIBUTION)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
 @cache
 def adapter_factories() -> dict[str, str]:
-    """type name -> "module:attribute", built-ins first, then entry points."""
-    found = dict(_BUILTIN)
+    """type name -> "module:attribute" of every adapter entry point."""
+    found: dict[str, str] = {} if _installed() else source_checkout_adapters()
     for ep in entry_points(group=GROUP):
         if ep.name in found and found[ep.name] != ep.value:
             raise AdapterNameClash(

@@ -206,6 +206,18 @@ def _app(state: Upstream) -> web.Application:
         await state.pause()
         return web.json_response({"data": []})
 
+    @routes.get("/rows/{count}")
+    async def rows(request: web.Request) -> web.Response:
+        count = int(request.match_info["count"])
+        return web.json_response({"data": [{"n": n} for n in range(1, count + 1)]})
+
+    @routes.get("/sleep/{seconds}")
+    async def sleep(request: web.Request) -> web.Response:
+        if state.stopping is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(state.stopping.wait(), float(request.match_info["seconds"]))
+        return web.json_response({"data": []})
+
     @routes.get("/big")
     async def big(request: web.Request) -> web.StreamResponse:
         size = int(request.query.get("size", "0"))

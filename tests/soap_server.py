@@ -26,6 +26,7 @@ import base64
 import datetime as dt
 import hashlib
 import importlib.util
+import io
 import logging
 import threading
 import time
@@ -83,6 +84,7 @@ __all__ = [
     "LICENCES",
     "NS",
     "RPC_WSDL",
+    "SLOW_OWNER",
     "SoapServer",
     "running_soap_server",
 ]
@@ -97,6 +99,7 @@ _DIGEST = "#PasswordDigest"
 FAULT_NO_RECORD = make_pid("310101234567")
 FAULT_BAD_REQUEST = make_pid("310101234568")
 FAULT_SERVER = make_pid("310101234569")
+SLOW_OWNER = make_pid("310101234566")  # the call is held until the server stops (10 s at most)
 
 # rpc/literal: zeep builds such requests, spyne can not serve them (tests answer them canned)
 RPC_WSDL = """<?xml version="1.0"?>
@@ -375,8 +378,13 @@ def _controlled(app: WsgiApp, state: SoapServer) -> WsgiApp:
     def wrapped(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST":
             state.calls += 1
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
             if state.delay:
                 state.stopping.wait(state.delay)  # interruptible: the server stops at once
+            elif SLOW_OWNER.encode() in body:
+                state.stopping.wait(10)
         elif "wsdl" in environ.get("QUERY_STRING", "").lower():
             state.wsdl_gets += 1
         return app(environ, start_response)

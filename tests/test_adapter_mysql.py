@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,11 +14,8 @@ from pydantic import ValidationError
 from adapters._sql import SqlOperation
 from adapters.mysql import FACTORY, MysqlAdapter, MysqlOptions
 from gateway.adapter import (
-    Adapter,
-    BackendBusy,
     BackendError,
     BackendLimits,
-    BackendTimeout,
     BackendUnavailable,
     DescribesResult,
     PoolStats,
@@ -175,10 +171,6 @@ def test_factory_prepares_format_placeholders() -> None:
 # --- fetching --------------------------------------------------------------
 
 
-async def test_is_an_adapter(adapter: MysqlAdapter) -> None:
-    assert isinstance(adapter, Adapter)
-
-
 async def test_fetch_returns_dict_rows_with_driver_values(adapter: MysqlAdapter) -> None:
     op = _op(
         "SELECT pid, name_latin1, name_tis620, birth_be, birth_char, HEX(name_latin1) AS hex "
@@ -279,11 +271,6 @@ async def test_percent_literals_survive_compile(adapter: MysqlAdapter) -> None:
     assert await adapter.fetch(_op("SELECT '50%' AS pct"), {}) == [{"pct": "50%"}]
 
 
-async def test_max_rows_caps_the_result(adapter: MysqlAdapter) -> None:
-    op = _op("SELECT n FROM many WHERE n > :above ORDER BY n", "above", max_rows=3)
-    assert await adapter.fetch(op, {"above": "10"}) == [{"n": 11}, {"n": 12}, {"n": 13}]
-
-
 async def test_probe_and_pool_stats(adapter: MysqlAdapter) -> None:
     assert adapter.pool_stats() == PoolStats(size=0, in_use=0)  # lazy: nothing yet
     await adapter.probe()
@@ -362,23 +349,6 @@ async def test_syntax_error_is_a_backend_error_without_parameters(
     assert "<statement omitted>" in message
 
 
-async def test_query_timeout_closes_and_kills(db: Any) -> None:
-    limits = BackendLimits(pool_size=1, acquire_timeout=2.0, query_timeout=0.3)
-    a = FACTORY.create("my", _options(db), limits)
-    await a.open()
-    try:
-        started = time.monotonic()
-        with pytest.raises(BackendTimeout):
-            await a.fetch(_op("SELECT SLEEP(5) AS lc2_timeout_marker"), {})
-        assert time.monotonic() - started < 1.0
-        assert a.pool_stats() == PoolStats(size=0, in_use=0)  # the connection was dropped
-        # the pool (of one) is usable at once, on a new connection
-        assert await a.fetch(_op("SELECT 1 AS one"), {}) == [{"one": 1}]
-        await _wait_gone(db, "lc2_timeout_marker")
-    finally:
-        await a.close()
-
-
 async def test_cancelled_fetch_kills_the_query(adapter: MysqlAdapter, db: Any) -> None:
     slow = asyncio.create_task(adapter.fetch(_op("SELECT SLEEP(5) AS lc2_cancel_marker"), {}))
     await wait_until(lambda: adapter.pool_stats().in_use == 1)
@@ -388,39 +358,6 @@ async def test_cancelled_fetch_kills_the_query(adapter: MysqlAdapter, db: Any) -
         await slow
     await _wait_gone(db, "lc2_cancel_marker")
     assert adapter.pool_stats().in_use == 0
-
-
-async def test_exhausted_pool_is_busy_within_acquire_timeout(db: Any) -> None:
-    limits = BackendLimits(pool_size=1, acquire_timeout=0.3, query_timeout=3.0)
-    a = FACTORY.create("my", _options(db), limits)
-    await a.open()
-    try:
-        slow = asyncio.create_task(a.fetch(_op("SELECT SLEEP(1) AS s"), {}))
-        await wait_until(lambda: a.pool_stats().in_use == 1)
-        started = time.monotonic()
-        with pytest.raises(BackendBusy):
-            await a.fetch(_op("SELECT 1 AS one"), {})
-        assert 0.25 < time.monotonic() - started < 0.9
-        assert await slow == [{"s": 0}]
-        assert await a.fetch(_op("SELECT 1 AS one"), {}) == [{"one": 1}]
-    finally:
-        await a.close()
-
-
-async def test_unreachable_server(db: Any) -> None:
-    opts = MysqlOptions(host="127.0.0.1", port=1, user="nobody", database="nothing")
-    a = FACTORY.create("my", opts, BackendLimits(2, 2.0, 2.0))
-    await a.open()  # lazy: does not fail
-    try:
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable, match="2003"):
-            await a.fetch(_op("SELECT 1"), {})
-        with pytest.raises(BackendUnavailable):
-            await a.probe()
-        assert time.monotonic() - started < 1.0
-        assert a.pool_stats() == PoolStats(size=0, in_use=0)
-    finally:
-        await a.close()
 
 
 async def test_unknown_database_and_bad_password_are_unavailable(db: Any) -> None:
@@ -456,35 +393,6 @@ async def test_connection_killed_by_server_is_unavailable(adapter: MysqlAdapter,
         await slow
     assert adapter.pool_stats() == PoolStats(size=0, in_use=0)
     assert await adapter.fetch(_op("SELECT 1 AS one"), {}) == [{"one": 1}]
-
-
-async def test_close_is_clean_and_final(db: Any) -> None:
-    a = FACTORY.create("my", _options(db), LIMITS)
-    await a.close()  # never opened
-    a = FACTORY.create("my", _options(db), LIMITS)
-    await a.open()
-    await a.probe()
-    started = time.monotonic()
-    await a.close()
-    assert time.monotonic() - started < 1.0
-    await a.close()  # twice is harmless
-    assert a.pool_stats() == PoolStats(size=0, in_use=0)
-    with pytest.raises(BackendUnavailable):
-        await a.probe()
-
-
-async def test_close_with_a_query_in_flight(db: Any) -> None:
-    limits = BackendLimits(pool_size=1, acquire_timeout=1.0, query_timeout=0.5)
-    a = FACTORY.create("my", _options(db), limits)
-    await a.open()
-    slow = asyncio.create_task(a.fetch(_op("SELECT SLEEP(5) AS lc2_close_marker"), {}))
-    await wait_until(lambda: a.pool_stats().in_use == 1)
-    started = time.monotonic()
-    await a.close()
-    assert time.monotonic() - started < 2.5
-    with pytest.raises((BackendTimeout, BackendUnavailable)):
-        await slow
-    await _wait_gone(db, "lc2_close_marker")
 
 
 async def test_result_columns_from_a_limit_0_form(adapter: MysqlAdapter) -> None:

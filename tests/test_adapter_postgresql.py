@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,11 +14,8 @@ from pydantic import ValidationError
 from adapters._sql import SqlOperation
 from adapters.postgresql import FACTORY, PostgresAdapter, PostgresOptions
 from gateway.adapter import (
-    Adapter,
-    BackendBusy,
     BackendError,
     BackendLimits,
-    BackendTimeout,
     BackendUnavailable,
     DescribesResult,
     PoolStats,
@@ -145,10 +141,6 @@ def test_factory_prepares_numeric_placeholders() -> None:
 # --- fetching --------------------------------------------------------------
 
 
-async def test_is_an_adapter(adapter: PostgresAdapter) -> None:
-    assert isinstance(adapter, Adapter)
-
-
 async def test_fetch_returns_dict_rows_with_driver_values(adapter: PostgresAdapter) -> None:
     op = _op(
         "SELECT pid, first_name, last_name, birth_be, birth_char FROM person "
@@ -207,12 +199,6 @@ async def test_percent_literal_and_cast_survive_compile(adapter: PostgresAdapter
         {"name": "สมชาย", "pct": "100%", "colon": "a:b"},
         {"name": "นางสาวสมหญิง", "pct": "100%", "colon": "a:b"},
     ]
-
-
-async def test_max_rows_caps_the_result(adapter: PostgresAdapter) -> None:
-    # asyncpg binds typed values: a str parameter must be cast through text
-    op = _op("SELECT n FROM many WHERE n > :above::text::int ORDER BY n", "above", max_rows=3)
-    assert await adapter.fetch(op, {"above": "10"}) == [{"n": 11}, {"n": 12}, {"n": 13}]
 
 
 async def test_probe_and_pool_stats(adapter: PostgresAdapter) -> None:
@@ -319,65 +305,6 @@ async def test_data_errors_never_quote_the_parameter(
     assert value not in str(err.value) and value[:10] not in str(err.value)
 
 
-async def test_query_timeout_cancels_on_server(pg_dsn: str) -> None:
-    limits = BackendLimits(pool_size=1, acquire_timeout=2.0, query_timeout=0.3)
-    a = FACTORY.create("pg", _options(pg_dsn), limits)
-    await a.open()
-    try:
-        started = time.monotonic()
-        with pytest.raises(BackendTimeout):
-            await a.fetch(_op("SELECT pg_sleep(5)"), {})
-        assert time.monotonic() - started < 1.5
-        # the pool (of one) is usable at once
-        assert await a.fetch(_op("SELECT 1 AS one"), {}) == [{"one": 1}]
-        conn = await asyncpg.connect(pg_dsn, timeout=5)
-        try:
-            sleeping = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = $1 AND query LIKE 'SELECT pg_sleep(5)%' "
-                "AND state = 'active'",
-                APP,
-            )
-        finally:
-            await conn.close()
-        assert sleeping == 0
-    finally:
-        await a.close()
-
-
-async def test_exhausted_pool_is_busy_within_acquire_timeout(pg_dsn: str) -> None:
-    limits = BackendLimits(pool_size=1, acquire_timeout=0.3, query_timeout=3.0)
-    a = FACTORY.create("pg", _options(pg_dsn), limits)
-    await a.open()
-    try:
-        slow = asyncio.create_task(a.fetch(_op("SELECT pg_sleep(1) AS s"), {}))
-        await wait_until(lambda: a.pool_stats().in_use == 1)
-        started = time.monotonic()
-        with pytest.raises(BackendBusy):
-            await a.fetch(_op("SELECT 1 AS one"), {})
-        assert 0.25 < time.monotonic() - started < 0.9
-        assert await slow == [{"s": None}]
-        assert await a.fetch(_op("SELECT 1 AS one"), {}) == [{"one": 1}]
-    finally:
-        await a.close()
-
-
-async def test_unreachable_server(pg_server: Any) -> None:
-    limits = BackendLimits(pool_size=2, acquire_timeout=2.0, query_timeout=2.0)
-    a = FACTORY.create("pg", _options("postgresql://postgres@127.0.0.1:1/nothing"), limits)
-    await a.open()  # lazy: does not fail
-    try:
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable):
-            await a.fetch(_op("SELECT 1"), {})
-        with pytest.raises(BackendUnavailable):
-            await a.probe()
-        assert time.monotonic() - started < 1.0
-        assert a.pool_stats() == PoolStats(size=0, in_use=0)
-    finally:
-        await a.close()
-
-
 async def test_unknown_database_is_unavailable(pg_server: Any) -> None:
     base = pg_server.dsn.rpartition("/")[0]
     a = FACTORY.create("pg", _options(f"{base}/no_such_database_lc2"), LIMITS)
@@ -413,34 +340,6 @@ async def test_connection_killed_by_server_is_unavailable(
         await slow
     # the pool replaces the dead connection
     assert await adapter.fetch(_op("SELECT 1 AS one"), {}) == [{"one": 1}]
-
-
-async def test_close_is_clean_and_final(pg_dsn: str) -> None:
-    a = FACTORY.create("pg", _options(pg_dsn), LIMITS)
-    await a.close()  # never opened
-    a = FACTORY.create("pg", _options(pg_dsn), LIMITS)
-    await a.open()
-    await a.probe()
-    started = time.monotonic()
-    await a.close()
-    assert time.monotonic() - started < 1.0
-    await a.close()  # twice is harmless
-    assert a.pool_stats() == PoolStats(size=0, in_use=0)
-    with pytest.raises(BackendUnavailable):
-        await a.probe()
-
-
-async def test_close_with_a_query_in_flight(pg_dsn: str) -> None:
-    limits = BackendLimits(pool_size=1, acquire_timeout=1.0, query_timeout=0.5)
-    a = FACTORY.create("pg", _options(pg_dsn), limits)
-    await a.open()
-    slow = asyncio.create_task(a.fetch(_op("SELECT pg_sleep(5)"), {}))
-    await wait_until(lambda: a.pool_stats().in_use == 1)
-    started = time.monotonic()
-    await a.close()
-    assert time.monotonic() - started < 2.0
-    with pytest.raises((BackendTimeout, BackendUnavailable)):
-        await slow
 
 
 async def test_result_columns_come_from_a_prepared_statement(adapter: PostgresAdapter) -> None:

@@ -15,7 +15,6 @@ from adapters.oracle.errors import describe_error, error_code, map_error
 from adapters.oracle.options import OracleOptions, pool_params
 from adapters.oracle.text import DB_CHARSETS, output_type_handler, recover_text, text_error
 from gateway.adapter import (
-    BackendBusy,
     BackendError,
     BackendLimits,
     BackendTimeout,
@@ -96,14 +95,7 @@ class OracleAdapter:
         except oracledb.Error as exc:
             full_code, _, _ = error_code(exc)
             if full_code == "DPY-4005":  # timed out waiting for the pool
-                if self._active >= self._limits.pool_size:
-                    raise BackendBusy(
-                        f"all {self._limits.pool_size} connections busy for "
-                        f"{self._limits.acquire_timeout:g}s"
-                    ) from None
-                raise BackendUnavailable(
-                    f"could not connect within {self._limits.acquire_timeout:g}s"
-                ) from None
+                raise self._limits.acquire_failed(self._active) from None
             # Whatever fails while connecting leaves the backend unusable.
             raise BackendUnavailable(f"cannot connect: {describe_error(exc)}") from None
         except OSError as exc:

@@ -1,0 +1,1 @@
+"""Test support shipped with the gateway for adapter packages (needs pytest)."""
