@@ -31,7 +31,7 @@ from gateway.errors import GatewayError, InternalError
 from gateway.execute import execute
 from gateway.guard import BackendGuard
 from gateway.normalise import MapResult
-from gateway.observe import CallRecord, Hub
+from gateway.observe import CallRecord, Hub, Kind
 from gateway.plan import make_plan
 from gateway.policy import restrict
 from gateway.quota import QuotaStore
@@ -48,7 +48,7 @@ _SANDBOX_ON = frozenset({"1", "true", "yes", "on"})
 
 
 def new_record(
-    request: web.Request, request_id_header: str, kind: str, client: Client | None = None
+    request: web.Request, request_id_header: str, kind: Kind, client: Client | None = None
 ) -> CallRecord:
     given = request.headers.get(request_id_header, "")
     # a request id shaped like a citizen ID would put one in clear in logs and the audit
@@ -84,7 +84,7 @@ class Pipeline:
         client: Client,
     ) -> web.Response:
         lc2 = self.settings.lc2
-        kind = "sandbox" if sandbox_url else "data"
+        kind: Kind = "sandbox" if sandbox_url else "data"
         rec = new_record(request, lc2.request_id_header, kind, client)
         rec.service = service.name
         rec.params.update(path_params)  # a citizen ID in the path is audited like one in the query
@@ -141,9 +141,11 @@ class Pipeline:
         service: str | None = None,
         *,
         client: Client | None = None,
+        kind: Kind | None = None,
     ) -> web.Response:
         """Answer a call refused before the pipeline (404, 405, maintenance); audited too."""
-        kind = "unrouted" if service is None else "data"
+        if kind is None:
+            kind = "unrouted" if service is None else "data"
         rec = new_record(request, self.settings.lc2.request_id_header, kind, client)
         if service is not None:
             rec.service = service
