@@ -14,5 +14,5 @@ __all__ = ["execute"]
 async def execute(plan: Plan) -> Sequence[Row]:
     service = plan.service
     if plan.backend is None:
-        return sandbox_filter(service.sandbox_rows, service.sandbox_match, plan.params)
+        return sandbox_filter(service.sandbox_rows, service.config.sandbox.match, plan.params)
     return await plan.backend.fetch(service.operation, plan.params)

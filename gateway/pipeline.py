@@ -85,7 +85,7 @@ class Pipeline:
     ) -> web.Response:
         lc2 = self.settings.lc2
         kind: Kind = "sandbox" if sandbox_url else "data"
-        rec = new_record(request, lc2.request_id_header, kind, client)
+        rec = new_record(request, lc2.headers.request_id, kind, client)
         rec.service = service.name
         rec.params.update(path_params)  # a citizen ID in the path is audited like one in the query
         t0 = perf_counter()
@@ -98,7 +98,7 @@ class Pipeline:
                 caller.officer,
             )
             sandbox = sandbox_url or (
-                request.headers.get(lc2.sandbox_header, "").strip().lower() in _SANDBOX_ON
+                request.headers.get(lc2.headers.sandbox, "").strip().lower() in _SANDBOX_ON
             )
             rec.sandbox = sandbox
             rec.kind = "sandbox" if sandbox else "data"
@@ -146,7 +146,7 @@ class Pipeline:
         """Answer a call refused before the pipeline (404, 405, maintenance); audited too."""
         if kind is None:
             kind = "unrouted" if service is None else "data"
-        rec = new_record(request, self.settings.lc2.request_id_header, kind, client)
+        rec = new_record(request, self.settings.lc2.headers.request_id, kind, client)
         if service is not None:
             rec.service = service
         return await self.finish(rec, self._error(rec, err), perf_counter())
@@ -156,7 +156,7 @@ class Pipeline:
         return error_response(self.settings.lc2, err, rec.request_id, self._headers(rec))
 
     def _headers(self, rec: CallRecord) -> dict[str, str]:
-        return {self.settings.lc2.request_id_header: rec.request_id}
+        return {self.settings.lc2.headers.request_id: rec.request_id}
 
     async def finish(self, rec: CallRecord, response: web.Response, t0: float) -> web.Response:
         t_commit = perf_counter()

@@ -18,7 +18,6 @@ from pydantic_core import ErrorDetails
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
 from gateway.audit.config import build_audit_settings
 from gateway.auth import Consumer, check_hash_format
-from gateway.breaker import BreakerConfig
 from gateway.config.loader import ConfigError, LoadedYaml, Path_, Problem, load_yaml
 from gateway.config.models import (
     BackendConfig,
@@ -27,7 +26,7 @@ from gateway.config.models import (
     GatewayConfig,
     ServiceConfig,
 )
-from gateway.config.runtime import LC2, Backend, QuotaSettings, Service, Settings
+from gateway.config.runtime import Backend, Service, Settings
 from gateway.normalise import Mapper, MappingConfigError, compile_mapping
 from gateway.params import compile_param
 from gateway.policy import PolicyConfigError, compile_policy
@@ -245,9 +244,7 @@ def _service(
     subject = next((p.name for p in params if p.is_citizen_id), None)
     return Service(
         name=name,
-        backend=sc.backend,
-        description=sc.description,
-        description_th=sc.description_th,
+        config=sc,
         data_path=_url(lc2.data_url, lc2.base_path, path),
         sandbox_path=_url(lc2.sandbox_url, lc2.base_path, path),
         health_path=_url(lc2.health_url, lc2.base_path, path),
@@ -256,10 +253,7 @@ def _service(
         operation=operation,
         mapper=mapper,
         sandbox_rows=build_sandbox_rows(sc.sandbox, mapper, service=name, lookups=cfg.lookups),
-        sandbox_match=dict(sc.sandbox.match),
         subject_param=subject,
-        param_models=dict(sc.params),
-        output_models=dict(sc.output),
     )
 
 
@@ -378,6 +372,7 @@ def _without(data: dict[str, Any], parts: set[Path_]) -> dict[str, Any]:
 
 
 def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Settings:
+    """The one place validated models become runtime objects: each part by its builder."""
     problems = _Problems(loaded)
     secrets = _secret_values(loaded)
     _check_secrets(loaded, problems)
@@ -386,6 +381,44 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
         raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
 
     declared = _declared(loaded.data, "services")
+    consumers = _consumers(cfg, problems, declared)
+    _check_status_users(cfg, problems)
+    backends = _backends(cfg, loaded.base_dir, problems)
+    services, mappers = _services(cfg, backends, problems)
+    _refused_outputs(loaded, cfg, problems, mappers)
+    consumers = {n: _policies(c, cfg.consumers[n], mappers, problems) for n, c in consumers.items()}
+    security = build_security(cfg, loaded.base_dir, problems.add, secrets)
+    _check_quota_services(cfg, problems, declared)
+    audit = build_audit_settings(
+        cfg.audit, loaded.base_dir, create_key_file=create_key_file, problem=problems.add
+    )
+    if problems.items:
+        raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
+
+    return Settings(
+        source=loaded.source,
+        version=loaded.digest,
+        listen=cfg.listen,
+        admin=cfg.admin,
+        logging=cfg.logging,
+        lc2=cfg.lc2,
+        consumers=consumers,
+        audit=audit,
+        backends=backends,
+        services=services,
+        quotas=cfg.limits.model_copy(update={"store": _rel(cfg.limits.store, loaded.base_dir)}),
+        maintenance_file=(
+            _rel(cfg.maintenance.file, loaded.base_dir) if cfg.maintenance.file else None
+        ),
+        shutdown_timeout=cfg.shutdown_timeout,
+        security=security,
+        lookups=cfg.lookups,
+    )
+
+
+def _consumers(
+    cfg: GatewayConfig, problems: _Problems, declared: frozenset[str]
+) -> dict[str, Consumer]:
     consumers: dict[str, Consumer] = {}
     usernames: set[str] = set()
     for cname, cc in cfg.consumers.items():
@@ -396,54 +429,47 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
             if s != "*" and s not in declared:
                 problems.add(("consumers", cname, "services", i), f"no service named {s!r}")
         consumers[cname] = _consumer(cname, cc, cfg, problems, declared)
+    return consumers
 
+
+def _check_status_users(cfg: GatewayConfig, problems: _Problems) -> None:
     for user, h in cfg.admin.status_users.items():
         try:
             check_hash_format(h)
         except ValueError as exc:
             problems.add(("admin", "status_users", user), str(exc))
 
-    backends: dict[str, Backend] = {}
-    for bname, bc in cfg.backends.items():
-        try:
-            factory = get_factory(bc.type)
-        except UnknownAdapter as exc:
-            problems.add(("backends", bname, "type"), str(exc))
-            continue
-        try:
-            options: OptionsModel = factory.options_model.model_validate(bc.adapter_options())
-        except ValidationError as exc:
-            problems.pydantic(("backends", bname), exc)
-            continue
-        options = options.model_copy(update=_resolve_paths(options, loaded.base_dir))
-        limits = BackendLimits(bc.pool_size, bc.acquire_timeout, bc.query_timeout)
-        c = bc.circuit
-        breaker = (
-            BreakerConfig(
-                c.failure_threshold,
-                c.error_rate,
-                c.window,
-                c.min_calls,
-                c.open_for,
-                c.half_open_calls,
-            )
-            if c.enabled
-            else None
-        )
-        backends[bname] = Backend(
-            bname,
-            bc.type,
-            factory,
-            options,
-            limits,
-            bc.health,
-            breaker,
-            max_concurrency=bc.max_concurrency or bc.pool_size,
-            max_queue=bc.max_queue,
-            retry_attempts=bc.retry.attempts,
-            retry_budget=bc.retry.budget,
-        )
 
+def _backends(cfg: GatewayConfig, base_dir: Path, problems: _Problems) -> dict[str, Backend]:
+    backends = {}
+    for bname, bc in cfg.backends.items():
+        backend = _backend(bname, bc, base_dir, problems)
+        if backend is not None:
+            backends[bname] = backend
+    return backends
+
+
+def _backend(name: str, bc: BackendConfig, base_dir: Path, problems: _Problems) -> Backend | None:
+    """The backend, or None with its problems added: its adapter found, its options valid."""
+    try:
+        factory = get_factory(bc.type)
+    except UnknownAdapter as exc:
+        problems.add(("backends", name, "type"), str(exc))
+        return None
+    try:
+        options: OptionsModel = factory.options_model.model_validate(bc.adapter_options())
+    except ValidationError as exc:
+        problems.pydantic(("backends", name), exc)
+        return None
+    options = options.model_copy(update=_resolve_paths(options, base_dir))
+    limits = BackendLimits(bc.pool_size, bc.acquire_timeout, bc.query_timeout)
+    return Backend(name, bc, factory, options, limits)
+
+
+def _services(
+    cfg: GatewayConfig, backends: Mapping[str, Backend], problems: _Problems
+) -> tuple[dict[str, Service], dict[str, Mapper]]:
+    """The services, and the mapper of every service whose output compiles (for the grants)."""
     services: dict[str, Service] = {}
     mappers: dict[str, Mapper] = {}
     routes: dict[str, Path_] = {}
@@ -458,57 +484,16 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
                 )
             routes[url] = ("services", sname)
         services[sname] = svc
+    return services, mappers
 
-    _refused_outputs(loaded, cfg, problems, mappers)
-    for cname, cc in cfg.consumers.items():
-        consumers[cname] = _policies(consumers[cname], cc, mappers, problems)
-    security = build_security(cfg, loaded.base_dir, problems.add, secrets)
 
+def _check_quota_services(
+    cfg: GatewayConfig, problems: _Problems, declared: frozenset[str]
+) -> None:
     for i, rule in enumerate(cfg.limits.quotas):
         for j, s in enumerate(rule.services):
             if s != "*" and s not in declared:
                 problems.add(("limits", "quotas", i, "services", j), f"no service named {s!r}")
-
-    audit = build_audit_settings(
-        cfg.audit, loaded.base_dir, create_key_file=create_key_file, problem=problems.add
-    )
-    if problems.items:
-        raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
-
-    lc2 = cfg.lc2
-    return Settings(
-        source=loaded.source,
-        version=loaded.digest,
-        listen=cfg.listen,
-        admin=cfg.admin,
-        logging=cfg.logging,
-        lc2=LC2(
-            office_header=lc2.headers.office,
-            officer_header=lc2.headers.officer,
-            sandbox_header=lc2.headers.sandbox,
-            request_id_header=lc2.headers.request_id,
-            office_re=re.compile(lc2.office_pattern),
-            user_agent_prefix=lc2.user_agent_prefix,
-            health_requires_auth=lc2.health_requires_auth,
-            envelope=lc2.envelope,
-            ignore_params=frozenset(lc2.ignore_params),
-        ),
-        consumers=consumers,
-        audit=audit,
-        backends=backends,
-        services=services,
-        quotas=QuotaSettings(
-            rules=tuple(cfg.limits.quotas),
-            store=_rel(cfg.limits.store, loaded.base_dir),
-            timezone=cfg.limits.timezone,
-        ),
-        maintenance_file=(
-            _rel(cfg.maintenance.file, loaded.base_dir) if cfg.maintenance.file else None
-        ),
-        shutdown_timeout=cfg.shutdown_timeout,
-        security=security,
-        lookups=cfg.lookups,
-    )
 
 
 def load_settings(
