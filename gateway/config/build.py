@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
 
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
 from gateway.audit.config import build_audit_settings
-from gateway.auth import Consumer, check_hash_format
+from gateway.config.consumers import build_consumers, check_status_users, with_policies
 from gateway.config.loader import ConfigError, LoadedYaml, Path_, Problem, load_yaml
 from gateway.config.models import (
     BackendConfig,
@@ -26,45 +24,19 @@ from gateway.config.models import (
     GatewayConfig,
     ServiceConfig,
 )
+from gateway.config.problems import Problems, loc
 from gateway.config.runtime import Backend, Service, Settings
 from gateway.normalise import Mapper, MappingConfigError, compile_mapping
 from gateway.params import compile_param
-from gateway.policy import PolicyConfigError, compile_policy
 from gateway.registry import UnknownAdapter, get_factory
 from gateway.sandbox import build_sandbox_rows
-from gateway.security.apikey import check_key_hash
-from gateway.security.network import Networks
 from gateway.security.settings import build_security
-from gateway.security.tls import normalise_fingerprint
 
 __all__ = ["build_settings", "load_settings"]
 
 # Option names whose values are secrets: they must come from ${ENV}, never the file.
 _SECRET_NAMES = re.compile(r"(^|_)(password|passwd|secret|token|key|passphrase)$")
 _PATH_PARAM = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
-
-
-class _Problems:
-    def __init__(self, loaded: LoadedYaml) -> None:
-        self.loaded = loaded
-        self.items: list[Problem] = []
-
-    def add(self, path: Path_, message: str) -> None:
-        self.items.append(Problem(path, self.loaded.line_of(path), message))
-
-    def pydantic(self, prefix: Path_, exc: ValidationError) -> None:
-        for err in exc.errors(include_url=False):
-            self.schema(prefix, err)
-
-    def schema(self, prefix: Path_, err: ErrorDetails) -> None:
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
-        self.add(prefix + _loc(err), msg)
-
-
-def _loc(err: ErrorDetails) -> Path_:
-    return tuple(p for p in err["loc"] if isinstance(p, (str, int)))
 
 
 def _rel(path: Path, base_dir: Path) -> Path:
@@ -81,7 +53,7 @@ def _resolve_paths(model: BaseModel, base_dir: Path) -> dict[str, Any]:
     return updates
 
 
-def _check_secrets(loaded: LoadedYaml, problems: _Problems) -> None:
+def _check_secrets(loaded: LoadedYaml, problems: Problems) -> None:
     def walk(node: Any, path: Path_) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
@@ -126,77 +98,6 @@ def _declared(data: Any, section: str) -> frozenset[str]:
     return frozenset(str(k) for k in entries) if isinstance(entries, dict) else frozenset()
 
 
-def _consumer(
-    cname: str,
-    cc: ConsumerConfig,
-    cfg: GatewayConfig,
-    problems: _Problems,
-    services: frozenset[str],
-) -> Consumer:
-    at: Path_ = ("consumers", cname)
-    if cc.password_hash is None:
-        hashes = []
-    else:
-        hashes = [cc.password_hash] if isinstance(cc.password_hash, str) else cc.password_hash
-    for i, h in enumerate(hashes):
-        try:
-            check_hash_format(h)
-        except ValueError as exc:
-            where = (*at, "password_hash")
-            problems.add(where if isinstance(cc.password_hash, str) else (*where, i), str(exc))
-    digests: set[bytes] = set()
-    for i, k in enumerate(cc.api_keys):
-        try:
-            digests.add(check_key_hash(k))
-        except ValueError as exc:
-            problems.add((*at, "api_keys", i), str(exc))
-    pins: set[str] = set()
-    for i, fp in enumerate(cc.client_cert_sha256):
-        try:
-            pins.add(normalise_fingerprint(fp))
-        except ValueError as exc:
-            problems.add((*at, "client_cert_sha256", i), str(exc))
-    tls = cfg.listen.tls
-    if pins and (tls is None or tls.client_ca_file is None):
-        problems.add(
-            (*at, "client_cert_sha256"),
-            "pinned certificates need mutual TLS: set listen.tls.client_ca_file",
-        )
-    for svc in cc.fields:
-        if svc not in services:
-            problems.add((*at, "fields", svc), f"no service named {svc!r}")
-    return Consumer(
-        cname,
-        cc.username,
-        tuple(hashes),
-        frozenset(cc.services),
-        frozenset(cc.offices),
-        api_key_hashes=frozenset(digests),
-        allow_from=Networks(cc.allow_from) if cc.allow_from else None,
-        cert_sha256=frozenset(pins),
-    )
-
-
-def _policies(
-    consumer: Consumer, cc: ConsumerConfig, mappers: Mapping[str, Mapper], problems: _Problems
-) -> Consumer:
-    policies = {}
-    for sname, fp in cc.fields.items():
-        mapper = mappers.get(sname)
-        if mapper is None:
-            continue  # reported with the service, or above
-        try:
-            policies[sname] = compile_policy(
-                mapper,
-                allow=fp.allow,
-                mask=fp.mask,
-                path=("consumers", consumer.name, "fields", sname),
-            )
-        except PolicyConfigError as exc:
-            problems.add(exc.path, str(exc))
-    return replace(consumer, policies=policies) if policies else consumer
-
-
 def _url(template: str, base: str, path: str) -> str:
     return template.replace("{base}", base).replace("{path}", path)
 
@@ -206,7 +107,7 @@ def _service(
     sc: ServiceConfig,
     cfg: GatewayConfig,
     backends: Mapping[str, Backend],
-    problems: _Problems,
+    problems: Problems,
     mappers: dict[str, Mapper],
 ) -> Service | None:
     """The service, or None with its problems added; its mapper goes to ``mappers`` if it
@@ -258,7 +159,7 @@ def _service(
 
 
 def _mapper(
-    output: Mapping[str, FieldConfig], cfg: GatewayConfig, at: Path_, problems: _Problems
+    output: Mapping[str, FieldConfig], cfg: GatewayConfig, at: Path_, problems: Problems
 ) -> Mapper | None:
     def compile_(output: Mapping[str, FieldConfig]) -> Mapper:
         return compile_mapping(output, lookups=cfg.lookups, titles=cfg.titles, path=(*at, "output"))
@@ -287,7 +188,7 @@ _OUTPUT = TypeAdapter(dict[str, FieldConfig])
 
 
 def _refused_outputs(
-    loaded: LoadedYaml, cfg: GatewayConfig, problems: _Problems, mappers: dict[str, Mapper]
+    loaded: LoadedYaml, cfg: GatewayConfig, problems: Problems, mappers: dict[str, Mapper]
 ) -> None:
     """The output of a service the schema refused elsewhere: its transforms and the grants
     on its fields are still checked."""
@@ -328,7 +229,7 @@ class _Remainder(GatewayConfig):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
 
 
-def _validate(loaded: LoadedYaml, problems: _Problems) -> GatewayConfig | None:
+def _validate(loaded: LoadedYaml, problems: Problems) -> GatewayConfig | None:
     """The config model of everything that is valid, every schema problem reported.
 
     A refused entry (a service, a backend, a consumer) or a refused section is
@@ -344,9 +245,9 @@ def _validate(loaded: LoadedYaml, problems: _Problems) -> GatewayConfig | None:
         except ValidationError as exc:
             cut: set[Path_] = set()
             for err in exc.errors(include_url=False):
-                loc = _loc(err)
-                part = loc[:2] if loc[:1] and loc[0] in _ENTRIES and len(loc) > 1 else loc[:1]
-                if any(loc[: len(d)] == d for d in dropped):
+                at = loc(err)
+                part = at[:2] if at[:1] and at[0] in _ENTRIES and len(at) > 1 else at[:1]
+                if any(at[: len(d)] == d for d in dropped):
                     continue  # a consequence of leaving a part out
                 problems.schema((), err)
                 cut.add(part)
@@ -373,7 +274,7 @@ def _without(data: dict[str, Any], parts: set[Path_]) -> dict[str, Any]:
 
 def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Settings:
     """The one place validated models become runtime objects: each part by its builder."""
-    problems = _Problems(loaded)
+    problems = Problems(loaded)
     secrets = _secret_values(loaded)
     _check_secrets(loaded, problems)
     cfg = _validate(loaded, problems)
@@ -381,12 +282,14 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
         raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
 
     declared = _declared(loaded.data, "services")
-    consumers = _consumers(cfg, problems, declared)
-    _check_status_users(cfg, problems)
+    consumers = build_consumers(cfg, problems, declared)
+    check_status_users(cfg, problems)
     backends = _backends(cfg, loaded.base_dir, problems)
     services, mappers = _services(cfg, backends, problems)
     _refused_outputs(loaded, cfg, problems, mappers)
-    consumers = {n: _policies(c, cfg.consumers[n], mappers, problems) for n, c in consumers.items()}
+    consumers = {
+        n: with_policies(c, cfg.consumers[n], mappers, problems) for n, c in consumers.items()
+    }
     security = build_security(cfg, loaded.base_dir, problems.add, secrets)
     _check_quota_services(cfg, problems, declared)
     audit = build_audit_settings(
@@ -416,31 +319,7 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
     )
 
 
-def _consumers(
-    cfg: GatewayConfig, problems: _Problems, declared: frozenset[str]
-) -> dict[str, Consumer]:
-    consumers: dict[str, Consumer] = {}
-    usernames: set[str] = set()
-    for cname, cc in cfg.consumers.items():
-        if cc.username in usernames:
-            problems.add(("consumers", cname, "username"), "username used by another consumer")
-        usernames.add(cc.username)
-        for i, s in enumerate(cc.services):
-            if s != "*" and s not in declared:
-                problems.add(("consumers", cname, "services", i), f"no service named {s!r}")
-        consumers[cname] = _consumer(cname, cc, cfg, problems, declared)
-    return consumers
-
-
-def _check_status_users(cfg: GatewayConfig, problems: _Problems) -> None:
-    for user, h in cfg.admin.status_users.items():
-        try:
-            check_hash_format(h)
-        except ValueError as exc:
-            problems.add(("admin", "status_users", user), str(exc))
-
-
-def _backends(cfg: GatewayConfig, base_dir: Path, problems: _Problems) -> dict[str, Backend]:
+def _backends(cfg: GatewayConfig, base_dir: Path, problems: Problems) -> dict[str, Backend]:
     backends = {}
     for bname, bc in cfg.backends.items():
         backend = _backend(bname, bc, base_dir, problems)
@@ -449,7 +328,7 @@ def _backends(cfg: GatewayConfig, base_dir: Path, problems: _Problems) -> dict[s
     return backends
 
 
-def _backend(name: str, bc: BackendConfig, base_dir: Path, problems: _Problems) -> Backend | None:
+def _backend(name: str, bc: BackendConfig, base_dir: Path, problems: Problems) -> Backend | None:
     """The backend, or None with its problems added: its adapter found, its options valid."""
     try:
         factory = get_factory(bc.type)
@@ -467,7 +346,7 @@ def _backend(name: str, bc: BackendConfig, base_dir: Path, problems: _Problems) 
 
 
 def _services(
-    cfg: GatewayConfig, backends: Mapping[str, Backend], problems: _Problems
+    cfg: GatewayConfig, backends: Mapping[str, Backend], problems: Problems
 ) -> tuple[dict[str, Service], dict[str, Mapper]]:
     """The services, and the mapper of every service whose output compiles (for the grants)."""
     services: dict[str, Service] = {}
@@ -487,9 +366,7 @@ def _services(
     return services, mappers
 
 
-def _check_quota_services(
-    cfg: GatewayConfig, problems: _Problems, declared: frozenset[str]
-) -> None:
+def _check_quota_services(cfg: GatewayConfig, problems: Problems, declared: frozenset[str]) -> None:
     for i, rule in enumerate(cfg.limits.quotas):
         for j, s in enumerate(rule.services):
             if s != "*" and s not in declared:
