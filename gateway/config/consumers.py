@@ -3,8 +3,9 @@ the status page's users."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import TypeVar
 
 from gateway.auth import Consumer, check_hash_format
 from gateway.config.loader import Path_
@@ -17,6 +18,8 @@ from gateway.security.network import Networks
 from gateway.security.tls import normalise_fingerprint
 
 __all__ = ["build_consumers", "check_status_users", "with_policies"]
+
+T = TypeVar("T")
 
 
 def build_consumers(
@@ -61,18 +64,10 @@ def _consumer(
         except ValueError as exc:
             where = (*at, "password_hash")
             problems.add(where if isinstance(cc.password_hash, str) else (*where, i), str(exc))
-    digests: set[bytes] = set()
-    for i, k in enumerate(cc.api_keys):
-        try:
-            digests.add(check_key_hash(k))
-        except ValueError as exc:
-            problems.add((*at, "api_keys", i), str(exc))
-    pins: set[str] = set()
-    for i, fp in enumerate(cc.client_cert_sha256):
-        try:
-            pins.add(normalise_fingerprint(fp))
-        except ValueError as exc:
-            problems.add((*at, "client_cert_sha256", i), str(exc))
+    digests = _checked(cc.api_keys, check_key_hash, (*at, "api_keys"), problems)
+    pins = _checked(
+        cc.client_cert_sha256, normalise_fingerprint, (*at, "client_cert_sha256"), problems
+    )
     tls = cfg.listen.tls
     if pins and (tls is None or tls.client_ca_file is None):
         problems.add(
@@ -112,3 +107,14 @@ def with_policies(
         except PolicyConfigError as exc:
             problems.add(exc.path, str(exc))
     return replace(consumer, policies=policies) if policies else consumer
+
+
+def _checked(values: list[str], check: Callable[[str], T], at: Path_, problems: Problems) -> set[T]:
+    """Each value as its check gives it back; a refused one is a problem at its index."""
+    out: set[T] = set()
+    for i, value in enumerate(values):
+        try:
+            out.add(check(value))
+        except ValueError as exc:
+            problems.add((*at, i), str(exc))
+    return out
