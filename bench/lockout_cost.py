@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.security.lockout import LockoutPolicy, Lockouts, SqliteCounters
+from gateway.config.models import AuthFailuresConfig
+from gateway.security.lockout import Lockouts, SqliteCounters
 
 
 async def measure(attempts: int) -> list[float]:
@@ -30,7 +31,7 @@ async def measure(attempts: int) -> list[float]:
         store = SqliteCounters(Path(tmp) / "quota.sqlite")
         await store.open()
         try:
-            locks = Lockouts(store, LockoutPolicy(per_address=10**9, per_username=10**9))
+            locks = Lockouts(store, AuthFailuresConfig(per_address=10**9, per_username=10**9))
             times = []
             for i in range(attempts):
                 t0 = time.perf_counter()

@@ -128,7 +128,7 @@ def _stages(
     from bench.workload import OFFICE, OFFICER
 
     mapped = svc.mapper.map_rows(rows)
-    rec = new_record(request, lc2.request_id_header, "data")
+    rec = new_record(request, lc2.headers.request_id, "data")
     rec.service, rec.consumer, rec.office, rec.officer = svc.name, "lc2", OFFICE, OFFICER
     rec.status, rec.code, rec.rows, rec.duration = 200, "000", len(mapped.rows), 0.004
     rec.backend_duration = 0.002
@@ -142,7 +142,7 @@ def _stages(
     stage: dict[str, float] = {
         "rows": float(len(rows)),
         "new_record": time_call(
-            lambda: new_record(request, lc2.request_id_header, "data"), number=number
+            lambda: new_record(request, lc2.headers.request_id, "data"), number=number
         ),
         "credentials (cached)": _time_async(loop, lambda: creds.authenticate(header), number),
         "parse_params": time_call(

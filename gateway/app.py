@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from gateway.config.runtime import Service
 from gateway.config.summary import summarise
 from gateway.errors import GatewayError, Maintenance, MethodNotAllowed, NotFound
 from gateway.request import authenticate
@@ -101,23 +102,33 @@ def _public_health(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _service_health(
-    rt: Runtime,
-    gen: Generation,
-    request: web.Request,
-    service: str,
-    backend: str,
-    client: Client,
+    rt: Runtime, gen: Generation, request: web.Request, service: Service, client: Client
 ) -> web.StreamResponse:
+    """A service's health route: outside the pipeline, on purpose.
+
+    It is no call for data: it reads the health checker's cached state, runs no backend
+    query and returns no citizen's record, so an answered poll is not audited (a monitor
+    polling every few seconds would bury the trail of who read whose data).  Its sign-in
+    is the pipeline's own ``authenticate``, and every refusal goes through the pipeline's
+    ``reject``: audited, as a ``health`` call.
+    """
+    if request.method not in _ALLOWED:
+        refused = MethodNotAllowed(_ALLOWED)
+        return await gen.pipeline.reject(
+            request, refused, service.name, client=client, kind="health"
+        )
     lc2 = gen.settings.lc2
     if lc2.health_requires_auth:
         try:
             await authenticate(lc2, gen.pipeline.credentials, request.headers, client)
         except GatewayError as err:
-            return await gen.pipeline.reject(request, err, service, client=client)
-    h = gen.health.get(backend).as_dict()
+            return await gen.pipeline.reject(
+                request, err, service.name, client=client, kind="health"
+            )
+    h = gen.health.get(service.backend).as_dict()
     status = "maintenance" if rt.maintenance.active else h["status"]
     # the backend's name is not LC2's business: the service it called is
-    body = {"service": service, **h, "status": status, "error": _in_a_word(h["error"])}
+    body = {"service": service.name, **h, "status": status, "error": _in_a_word(h["error"])}
     response = json_response(body, status=200 if status == "up" else 503)
     response.force_close()  # as for /health: polling keeps no connection open
     return response
@@ -174,12 +185,12 @@ def build_app(rt: Runtime) -> web.Application:
         if match is None or not canonical_path(request):
             missing = NotFound(f"no endpoint at {request.path}")
             return await pipeline.reject(request, missing, client=client)
+        if match.kind == "health":
+            return await _service_health(rt, gen, request, match.service, client)
         service = match.service.name
         if request.method not in _ALLOWED:
             refused_method = MethodNotAllowed(_ALLOWED)
             return await pipeline.reject(request, refused_method, service, client=client)
-        if match.kind == "health":
-            return await _service_health(rt, gen, request, service, match.service.backend, client)
         if rt.maintenance.active:
             closed = Maintenance(rt.maintenance.message)
             return await pipeline.reject(request, closed, service, client=client)

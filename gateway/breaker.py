@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
+from gateway.config.models import CircuitConfig
 from gateway.errors import CircuitOpen
 
-__all__ = ["Breaker", "BreakerConfig", "State"]
+__all__ = ["Breaker", "State"]
 
 log = logging.getLogger("lc2_gateway.breaker")
 
@@ -29,21 +29,11 @@ State = Literal["closed", "open", "half_open"]
 _BUCKETS = 10
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    failure_threshold: int  # consecutive failures that open the circuit
-    error_rate: float  # ... or this failure rate over the window
-    window: float  # seconds
-    min_calls: int  # calls in the window before the rate counts
-    open_for: float  # seconds before a trial call is let through
-    half_open_calls: int  # trial calls at once
-
-
 class Breaker:
     def __init__(
         self,
         name: str,
-        cfg: BreakerConfig,
+        cfg: CircuitConfig,
         *,
         on_change: Callable[[str, State], None] | None = None,
         clock: Callable[[], float] = time.monotonic,

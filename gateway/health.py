@@ -108,7 +108,7 @@ class HealthMonitor:
         self._tasks.clear()
 
     async def probe_once(self, name: str) -> BackendHealth:
-        cfg = self._backends[name].health
+        cfg = self._backends[name].config.health
         prev = self._state[name]
         t0, now = perf_counter(), time.time()
         try:
@@ -138,7 +138,7 @@ class HealthMonitor:
         return new
 
     async def _loop(self, name: str) -> None:
-        interval = self._backends[name].health.interval
+        interval = self._backends[name].config.health.interval
         while not self._closing:
             await self.probe_once(name)
             if self._closing:

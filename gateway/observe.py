@@ -12,11 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["CallRecord", "DurableObserver", "Hub", "Observer"]
+__all__ = ["CallRecord", "DurableObserver", "Hub", "Kind", "Observer"]
 
 log = logging.getLogger("lc2_gateway.observe")
+
+# What a record is of: a data or sandbox call, a refusal on a service's health route, a
+# request that matched no route, or the gateway's own config reload.
+Kind = Literal["data", "sandbox", "health", "unrouted", "reload"]
 
 
 @dataclass(slots=True)
@@ -27,7 +31,7 @@ class CallRecord:
     path: str
     client_ip: str
     service: str = "-"
-    kind: str = "data"  # data | sandbox | health | unrouted
+    kind: Kind = "data"
     sandbox: bool = False
     consumer: str | None = None
     office: str | None = None

@@ -105,7 +105,7 @@ def _param_text(cfg: ParamConfig) -> str:
 
 def _parameters(svc: Service, in_path: set[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for name, cfg in svc.param_models.items():
+    for name, cfg in svc.config.params.items():
         where = "path" if name in in_path else "query"
         param: dict[str, Any] = {
             "name": name,
@@ -138,21 +138,21 @@ def _header_params(settings: Settings) -> dict[str, Any]:
     lc2 = settings.lc2
     params: dict[str, Any] = {
         "Office": {
-            "name": lc2.office_header,
+            "name": lc2.headers.office,
             "in": "header",
             "required": True,
             "description": "code of the office the officer acts for",
             "schema": {"type": "string", "pattern": f"^(?:{lc2.office_re.pattern})$"},
         },
         "Officer": {
-            "name": lc2.officer_header,
+            "name": lc2.headers.officer,
             "in": "header",
             "required": True,
             "description": "the officer's citizen ID: 13 digits with a valid check digit",
             "schema": {"type": "string", "pattern": "^[0-9]{13}$"},
         },
         "RequestId": {
-            "name": lc2.request_id_header,
+            "name": lc2.headers.request_id,
             "in": "header",
             "required": False,
             "description": "the caller's request id, echoed and kept in the audit record; "
@@ -161,7 +161,7 @@ def _header_params(settings: Settings) -> dict[str, Any]:
             "schema": {"type": "string"},
         },
         "Sandbox": {
-            "name": lc2.sandbox_header,
+            "name": lc2.headers.sandbox,
             "in": "header",
             "required": False,
             "description": "1, true, yes or on: answer from the sandbox rows; any other value: "
@@ -275,7 +275,7 @@ def build_openapi(settings: Settings, *, server_url: str | None = None) -> dict[
         in_path = set(re.findall(r"\{([A-Za-z][A-Za-z0-9_]*)\}", svc.data_path))
         params = _parameters(svc, in_path)
         row = f"{_schema_name(name)}Row"
-        schemas[row] = _object_schema(svc.output_models, settings.lookups)
+        schemas[row] = _object_schema(svc.config.output, settings.lookups)
         schemas[f"{_schema_name(name)}Answer"] = {
             "type": "object",
             "required": [env.code, env.message, env.data],
@@ -286,7 +286,9 @@ def build_openapi(settings: Settings, *, server_url: str | None = None) -> dict[
             },
             "additionalProperties": False,
         }
-        summary = " / ".join(t for t in (svc.description, svc.description_th) if t) or name
+        summary = (
+            " / ".join(t for t in (svc.config.description, svc.config.description_th) if t) or name
+        )
         ok = {
             "description": "the records found (none found: an empty list)",
             "headers": {"X-Request-Id": {"required": True, "schema": {"type": "string"}}},

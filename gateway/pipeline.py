@@ -31,7 +31,7 @@ from gateway.errors import GatewayError, InternalError
 from gateway.execute import execute
 from gateway.guard import BackendGuard
 from gateway.normalise import MapResult
-from gateway.observe import CallRecord, Hub
+from gateway.observe import CallRecord, Hub, Kind
 from gateway.plan import make_plan
 from gateway.policy import restrict
 from gateway.quota import QuotaStore
@@ -48,7 +48,7 @@ _SANDBOX_ON = frozenset({"1", "true", "yes", "on"})
 
 
 def new_record(
-    request: web.Request, request_id_header: str, kind: str, client: Client | None = None
+    request: web.Request, request_id_header: str, kind: Kind, client: Client | None = None
 ) -> CallRecord:
     given = request.headers.get(request_id_header, "")
     # a request id shaped like a citizen ID would put one in clear in logs and the audit
@@ -84,8 +84,8 @@ class Pipeline:
         client: Client,
     ) -> web.Response:
         lc2 = self.settings.lc2
-        kind = "sandbox" if sandbox_url else "data"
-        rec = new_record(request, lc2.request_id_header, kind, client)
+        kind: Kind = "sandbox" if sandbox_url else "data"
+        rec = new_record(request, lc2.headers.request_id, kind, client)
         rec.service = service.name
         rec.params.update(path_params)  # a citizen ID in the path is audited like one in the query
         t0 = perf_counter()
@@ -98,7 +98,7 @@ class Pipeline:
                 caller.officer,
             )
             sandbox = sandbox_url or (
-                request.headers.get(lc2.sandbox_header, "").strip().lower() in _SANDBOX_ON
+                request.headers.get(lc2.headers.sandbox, "").strip().lower() in _SANDBOX_ON
             )
             rec.sandbox = sandbox
             rec.kind = "sandbox" if sandbox else "data"
@@ -141,10 +141,12 @@ class Pipeline:
         service: str | None = None,
         *,
         client: Client | None = None,
+        kind: Kind | None = None,
     ) -> web.Response:
         """Answer a call refused before the pipeline (404, 405, maintenance); audited too."""
-        kind = "unrouted" if service is None else "data"
-        rec = new_record(request, self.settings.lc2.request_id_header, kind, client)
+        if kind is None:
+            kind = "unrouted" if service is None else "data"
+        rec = new_record(request, self.settings.lc2.headers.request_id, kind, client)
         if service is not None:
             rec.service = service
         return await self.finish(rec, self._error(rec, err), perf_counter())
@@ -154,7 +156,7 @@ class Pipeline:
         return error_response(self.settings.lc2, err, rec.request_id, self._headers(rec))
 
     def _headers(self, rec: CallRecord) -> dict[str, str]:
-        return {self.settings.lc2.request_id_header: rec.request_id}
+        return {self.settings.lc2.headers.request_id: rec.request_id}
 
     async def finish(self, rec: CallRecord, response: web.Response, t0: float) -> web.Response:
         t_commit = perf_counter()

@@ -19,8 +19,7 @@ import logging
 import sqlite3
 from zoneinfo import ZoneInfo
 
-from gateway.config.models import QuotaRule
-from gateway.config.runtime import QuotaSettings
+from gateway.config.models import LimitsConfig, QuotaRule
 from gateway.errors import QuotaExceeded
 from gateway.statefile import StateFile
 
@@ -60,18 +59,18 @@ def window(per: str, now: dt.datetime) -> tuple[str, float]:
 
 
 class QuotaStore:
-    def __init__(self, cfg: QuotaSettings) -> None:
+    def __init__(self, cfg: LimitsConfig) -> None:
         self._cfg = cfg
         self._tz = ZoneInfo(cfg.timezone)
         self._file = StateFile(cfg.store, "quota")
 
     @property
     def active(self) -> bool:
-        return bool(self._cfg.rules)
+        return bool(self._cfg.quotas)
 
-    def configure(self, cfg: QuotaSettings) -> None:
+    def configure(self, cfg: LimitsConfig) -> None:
         """New rules from a reload; counters are kept (same store)."""
-        self._cfg = QuotaSettings(cfg.rules, self._cfg.store, cfg.timezone)
+        self._cfg = cfg.model_copy(update={"store": self._cfg.store})
         self._tz = ZoneInfo(cfg.timezone)
 
     async def open(self) -> None:
@@ -90,7 +89,7 @@ class QuotaStore:
         """Count this call against every rule that applies, or raise QuotaExceeded."""
         rules = [
             r
-            for r in self._cfg.rules
+            for r in self._cfg.quotas
             if (not sandbox or r.include_sandbox) and ("*" in r.services or service in r.services)
         ]
         if not rules:

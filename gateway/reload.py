@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Final
 
 from gateway.config.runtime import Settings
 from gateway.config.summary import Change, diff, summarise
@@ -18,7 +19,7 @@ from gateway.observe import CallRecord
 
 __all__ = ["KIND", "reload_record"]
 
-KIND = "reload"
+KIND: Final = "reload"
 
 
 def _text(changes: list[Change], section: str) -> str:

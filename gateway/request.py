@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from multidict import MultiMapping
 
 from gateway.auth import Consumer, CredentialStore
-from gateway.config.runtime import LC2, Service
+from gateway.config.models import LC2Config
+from gateway.config.runtime import Service
 from gateway.errors import (
     InvalidHeader,
     InvalidParameters,
@@ -44,11 +45,11 @@ class Caller:
 
 
 async def authenticate(
-    lc2: LC2, creds: CredentialStore, headers: Mapping[str, str], client: Client | None = None
+    lc2: LC2Config, creds: CredentialStore, headers: Mapping[str, str], client: Client | None = None
 ) -> Caller:
     """The caller, or the first error; ``client`` brings lock-outs, API keys and allow lists."""
-    office = headers.get(lc2.office_header, "").strip()
-    officer = headers.get(lc2.officer_header, "").strip()
+    office = headers.get(lc2.headers.office, "").strip()
+    officer = headers.get(lc2.headers.officer, "").strip()
     auth = headers.get("Authorization", "")
     user_agent = headers.get("User-Agent", "")
     api_key = ""
@@ -58,8 +59,8 @@ async def authenticate(
         name
         for name, value in (
             ("Authorization", auth or api_key),
-            (lc2.office_header, office),
-            (lc2.officer_header, officer),
+            (lc2.headers.office, office),
+            (lc2.headers.officer, officer),
         )
         if not value
     ]
@@ -80,10 +81,10 @@ async def authenticate(
     if lc2.user_agent_prefix and not user_agent.startswith(lc2.user_agent_prefix):
         raise InvalidHeader("User-Agent", f"must start with {lc2.user_agent_prefix!r}")
     if not lc2.office_re.fullmatch(office):
-        raise InvalidHeader(lc2.office_header, f"office code must match {lc2.office_re.pattern}")
+        raise InvalidHeader(lc2.headers.office, f"office code must match {lc2.office_re.pattern}")
     if not is_valid_pid(officer):
         raise InvalidHeader(
-            lc2.officer_header, "must be the officer's 13-digit citizen ID with a valid checksum"
+            lc2.headers.officer, "must be the officer's 13-digit citizen ID with a valid checksum"
         )
     return Caller(consumer, office, officer)
 
@@ -100,7 +101,7 @@ async def _check_origin(consumer: Consumer, client: Client) -> None:
 
 def parse_params(
     service: Service,
-    lc2: LC2,
+    lc2: LC2Config,
     query: MultiMapping[str],
     path_values: Mapping[str, str],
 ) -> dict[str, object]:

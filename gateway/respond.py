@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.config.runtime import LC2
+from gateway.config.models import LC2Config
 from gateway.errors import (
     AuditUnavailable,
     BackendBadResponse,
@@ -123,7 +123,7 @@ def json_response(
 
 
 def success_response(
-    lc2: LC2, data: list[dict[str, Any]], headers: Mapping[str, str]
+    lc2: LC2Config, data: list[dict[str, Any]], headers: Mapping[str, str]
 ) -> web.Response:
     env = lc2.envelope
     return json_response(
@@ -133,7 +133,7 @@ def success_response(
 
 
 def error_response(
-    lc2: LC2, err: GatewayError, request_id: str, headers: Mapping[str, str]
+    lc2: LC2Config, err: GatewayError, request_id: str, headers: Mapping[str, str]
 ) -> web.Response:
     env = lc2.envelope
     body: dict[str, Any] = {

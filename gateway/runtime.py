@@ -111,20 +111,19 @@ class Generation:
 
 
 def _guard(rt: Runtime, backend: Backend, adapter: Adapter) -> BackendGuard:
+    cfg = backend.config
     breaker = (
-        Breaker(backend.name, backend.breaker, on_change=rt.metrics.on_circuit)
-        if backend.breaker is not None
+        Breaker(backend.name, cfg.circuit, on_change=rt.metrics.on_circuit)
+        if cfg.circuit.enabled
         else None
     )
     return BackendGuard(
         backend.name,
         adapter,
         breaker=breaker,
-        bulkhead=Bulkhead(
-            backend.max_concurrency, backend.max_queue, backend.limits.acquire_timeout
-        ),
-        budget=RetryBudget(backend.retry_budget),
-        retries=backend.retry_attempts,
+        bulkhead=Bulkhead(cfg.max_concurrency or cfg.pool_size, cfg.max_queue, cfg.acquire_timeout),
+        budget=RetryBudget(cfg.retry.budget),
+        retries=cfg.retry.attempts,
     )
 
 

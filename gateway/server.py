@@ -74,7 +74,7 @@ def _renderer(rt: Runtime, *, tls: bool) -> Callable[[GatewayError, str], web.Re
 
     def render(err: GatewayError, request_id: str) -> web.Response:
         lc2 = rt.settings.lc2
-        return error_response(lc2, err, request_id, {lc2.request_id_header: request_id, **extra})
+        return error_response(lc2, err, request_id, {lc2.headers.request_id: request_id, **extra})
 
     return render
 

@@ -250,7 +250,7 @@ def render_status(
         latency = h.get("latencyMs")
         rows.append(
             "<tr>"
-            f"<td><b>{_e(name)}</b><br><span class=sub>{_e(svc.description_th)}</span></td>"
+            f"<td><b>{_e(name)}</b><br><span class=sub>{_e(svc.config.description_th)}</span></td>"
             f"<td><code>{_e(svc.data_path)}</code></td>"
             f"<td>{_e(svc.backend)}</td>"
             f"<td>{_badge(h.get('status'))}"

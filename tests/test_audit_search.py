@@ -85,6 +85,7 @@ async def test_search_by_local_day_office_officer_service_and_status(config: Pat
     assert _ids("audit", "search", "-c", c, "--status", "error") == ["a3", "v1"]
     assert _ids("audit", "search", "-c", c, "--status", "5xx") == ["v1"]
     assert _ids("audit", "search", "-c", c, "--kind", "sandbox") == ["a2"]
+    assert _ids("audit", "search", "-c", c, "--kind", "health") == []  # every kind a record has
     assert _ids("audit", "search", "-c", c, "--from", "2025-03-04T14:00", "--limit", "1") == ["a3"]
     code, out, _ = cli("audit", "search", "-c", c, "--request-id", "a1")
     assert code == 0 and "2025-03-03 10:00:00" in out  # the table shows local time

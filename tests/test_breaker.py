@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.breaker import Breaker, BreakerConfig
+from gateway.breaker import Breaker
+from gateway.config.models import CircuitConfig
 from gateway.errors import CircuitOpen
 from tests.support import state_of
 
-CFG = BreakerConfig(
+CFG = CircuitConfig(
     failure_threshold=3,
     error_rate=0.5,
     window=10.0,
@@ -26,7 +27,7 @@ class Clock:
         return self.now
 
 
-def make(cfg: BreakerConfig = CFG) -> tuple[Breaker, Clock, list[str]]:
+def make(cfg: CircuitConfig = CFG) -> tuple[Breaker, Clock, list[str]]:
     clock = Clock()
     seen: list[str] = []
     b = Breaker("db", cfg, on_change=lambda _n, s: seen.append(s), clock=clock)
@@ -68,7 +69,7 @@ def test_failed_trial_opens_again() -> None:
 
 
 def test_a_success_resets_the_consecutive_count() -> None:
-    only_consecutive = BreakerConfig(
+    only_consecutive = CircuitConfig(
         failure_threshold=3,
         error_rate=1.0,
         window=10.0,
@@ -85,7 +86,7 @@ def test_a_success_resets_the_consecutive_count() -> None:
 
 
 def test_error_rate_over_the_window_opens() -> None:
-    cfg = BreakerConfig(
+    cfg = CircuitConfig(
         failure_threshold=100,
         error_rate=0.5,
         window=10.0,
@@ -110,7 +111,7 @@ def test_error_rate_over_the_window_opens() -> None:
 
 
 def test_rate_needs_min_calls() -> None:
-    cfg = BreakerConfig(
+    cfg = CircuitConfig(
         failure_threshold=100,
         error_rate=0.5,
         window=10.0,

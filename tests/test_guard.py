@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.adapter import PoolStats, Row
-from gateway.breaker import Breaker, BreakerConfig
+from gateway.breaker import Breaker
+from gateway.config.models import CircuitConfig
 from gateway.errors import (
     BackendBusy,
     BackendRejected,
@@ -131,7 +132,7 @@ async def test_no_retry_when_disabled() -> None:
 
 
 async def test_breaker_sees_failures_but_not_local_refusals_or_bad_input() -> None:
-    cfg = BreakerConfig(
+    cfg = CircuitConfig(
         failure_threshold=2,
         error_rate=1.0,
         window=10,

@@ -576,3 +576,34 @@ async def test_audit_latency_is_the_calls_real_latency(
     # the record is written before the commit's own time is known: everything up to it counts
     assert row["latency_ms"] > 0
     assert before_commit - 0.01 <= row["latency_ms"] <= sum(stages.values()) + 0.01
+
+
+async def test_service_health_refusals_are_audited_as_health(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """A refused sign-in or method on a service's health route is audited, as a health call;
+    an answered health poll is not a data call and leaves no record."""
+    settings = _settings(tmp_path, lc2={"health_requires_auth": True})
+    client = await _client(aiohttp_client, settings)
+    anonymous = await client.get("/api/v1/fisher/health", headers=lc2_headers(Authorization=None))
+    assert anonymous.status == 400  # no credentials: a missing header
+    wrong = await client.get(
+        "/api/v1/fisher/health", headers=lc2_headers(Authorization=basic(password="wrong"))
+    )
+    assert wrong.status == 401
+    posted = await client.post("/api/v1/fisher/health", headers=lc2_headers())
+    assert posted.status == 405
+    for _ in range(50):  # the backend's first probe may still be running
+        ok = await client.get("/api/v1/fisher/health", headers=lc2_headers())
+        if ok.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert ok.status == 200
+    assert ok.headers.get("Connection", "").lower() == "close"
+    await client.close()
+    rows = audit_rows(settings.audit.path)
+    assert [(r["kind"], r["service"], r["status"]) for r in rows] == [
+        ("health", "fisher", 400),
+        ("health", "fisher", 401),
+        ("health", "fisher", 405),
+    ]

@@ -174,13 +174,14 @@ def test_lockouts_are_shared_by_the_workers(tmp_path: Path) -> None:
 
 
 async def test_counter_store_expires_windows_and_locks(tmp_path: Path) -> None:
-    from gateway.security.lockout import LockoutPolicy, Lockouts, Slot, SqliteCounters
+    from gateway.config.models import AuthFailuresConfig
+    from gateway.security.lockout import Lockouts, Slot, SqliteCounters
 
     now = [1000.0]
     store = SqliteCounters(tmp_path / "quota.sqlite", clock=lambda: now[0])
     await store.open()
     try:
-        policy = LockoutPolicy(window=10, per_address=3, per_username=3, lockout=5)
+        policy = AuthFailuresConfig(window=10, per_address=3, per_username=3, lockout=5)
         for i in range(300):  # many addresses, one failure each
             await store.fail([Slot("address", f"10.0.{i // 256}.{i % 256}", 3)], policy)
         assert await store.rows() == 300
@@ -196,7 +197,7 @@ async def test_counter_store_expires_windows_and_locks(tmp_path: Path) -> None:
         for _ in range(1000):  # counters of windows long past are swept as writes go on
             await store.fail([Slot("address", "192.0.2.2", 10**6)], policy)
         assert await store.rows() <= 3
-        off = Lockouts(store, LockoutPolicy(enabled=False, per_address=1))
+        off = Lockouts(store, AuthFailuresConfig(enabled=False, per_address=1))
         assert await off.fail("192.0.2.9") is None
         assert await off.fail("192.0.2.9") is None
         assert await store.rows() <= 3  # nothing counted

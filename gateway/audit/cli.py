@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from gateway.audit import keys
 from gateway.audit.chain import Segmenter
@@ -25,6 +25,7 @@ from gateway.audit.cli_common import Fail, load, open_store, run, trusted
 from gateway.audit.cli_query import cmd_export, cmd_monthly, cmd_search, cmd_who, filter_args
 from gateway.audit.config import AuditSettings
 from gateway.audit.store import StoreError
+from gateway.observe import Kind
 
 __all__ = ["register"]
 
@@ -252,7 +253,7 @@ def register(sub: Any) -> None:
     p.add_argument("--service")
     p.add_argument("--consumer")
     p.add_argument("--status", help="200, 403 ... or ok, error, 4xx, 5xx")
-    p.add_argument("--kind", choices=["data", "sandbox", "unrouted", "reload"])
+    p.add_argument("--kind", choices=get_args(Kind))
     p.add_argument("--request-id")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")

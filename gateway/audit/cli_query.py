@@ -136,7 +136,8 @@ def _letter(args: argparse.Namespace, settings: Any, flt: Any, columns: Any, pid
     audit: AuditSettings = settings.audit
     tz = ZoneInfo(audit.timezone)
     names = {
-        n: f"{s.description_th or s.description or n} ({n})" for n, s in settings.services.items()
+        n: f"{s.config.description_th or s.config.description or n} ({n})"
+        for n, s in settings.services.items()
     }
     reader = open_store(audit)
     try:

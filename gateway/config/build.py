@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
 from gateway.audit.config import build_audit_settings
-from gateway.auth import Consumer, check_hash_format
-from gateway.breaker import BreakerConfig
+from gateway.config.consumers import build_consumers, check_status_users, with_policies
 from gateway.config.loader import ConfigError, LoadedYaml, Path_, Problem, load_yaml
 from gateway.config.models import (
     BackendConfig,
@@ -26,47 +24,19 @@ from gateway.config.models import (
     GatewayConfig,
     ServiceConfig,
 )
-from gateway.config.runtime import LC2, Backend, QuotaSettings, Service, Settings
+from gateway.config.problems import Problems, loc
+from gateway.config.runtime import Backend, Service, Settings
 from gateway.normalise import Mapper, MappingConfigError, compile_mapping
 from gateway.params import compile_param
-from gateway.policy import PolicyConfigError, compile_policy
 from gateway.registry import UnknownAdapter, get_factory
 from gateway.sandbox import build_sandbox
-from gateway.security.apikey import check_key_hash
-from gateway.security.network import Networks
 from gateway.security.settings import build_security
-from gateway.security.tls import normalise_fingerprint
 
 __all__ = ["build_settings", "load_settings"]
 
 # Option names whose values are secrets: they must come from ${ENV}, never the file.
 _SECRET_NAMES = re.compile(r"(^|_)(password|passwd|secret|token|key|passphrase)$")
 _PATH_PARAM = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
-
-
-class _Problems:
-    def __init__(self, loaded: LoadedYaml) -> None:
-        self.loaded = loaded
-        self.items: list[Problem] = []
-
-    def add(self, path: Path_, message: str) -> None:
-        self.items.append(Problem(path, self.loaded.line_of(path), message))
-
-    def pydantic(self, prefix: Path_, exc: ValidationError) -> None:
-        for err in exc.errors(include_url=False):
-            self.schema(prefix, err)
-
-    def schema(self, prefix: Path_, err: Mapping[str, Any]) -> None:
-        # one of ValidationError.errors() (pydantic_core's ErrorDetails, not imported: it
-        # is pydantic's dependency, not ours)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
-        self.add(prefix + _loc(err), msg)
-
-
-def _loc(err: Mapping[str, Any]) -> Path_:
-    return tuple(p for p in err["loc"] if isinstance(p, (str, int)))
 
 
 def _rel(path: Path, base_dir: Path) -> Path:
@@ -83,7 +53,7 @@ def _resolve_paths(model: BaseModel, base_dir: Path) -> dict[str, Any]:
     return updates
 
 
-def _check_secrets(loaded: LoadedYaml, problems: _Problems) -> None:
+def _check_secrets(loaded: LoadedYaml, problems: Problems) -> None:
     def walk(node: Any, path: Path_) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
@@ -128,77 +98,6 @@ def _declared(data: Any, section: str) -> frozenset[str]:
     return frozenset(str(k) for k in entries) if isinstance(entries, dict) else frozenset()
 
 
-def _consumer(
-    cname: str,
-    cc: ConsumerConfig,
-    cfg: GatewayConfig,
-    problems: _Problems,
-    services: frozenset[str],
-) -> Consumer:
-    at: Path_ = ("consumers", cname)
-    if cc.password_hash is None:
-        hashes = []
-    else:
-        hashes = [cc.password_hash] if isinstance(cc.password_hash, str) else cc.password_hash
-    for i, h in enumerate(hashes):
-        try:
-            check_hash_format(h)
-        except ValueError as exc:
-            where = (*at, "password_hash")
-            problems.add(where if isinstance(cc.password_hash, str) else (*where, i), str(exc))
-    digests: set[bytes] = set()
-    for i, k in enumerate(cc.api_keys):
-        try:
-            digests.add(check_key_hash(k))
-        except ValueError as exc:
-            problems.add((*at, "api_keys", i), str(exc))
-    pins: set[str] = set()
-    for i, fp in enumerate(cc.client_cert_sha256):
-        try:
-            pins.add(normalise_fingerprint(fp))
-        except ValueError as exc:
-            problems.add((*at, "client_cert_sha256", i), str(exc))
-    tls = cfg.listen.tls
-    if pins and (tls is None or tls.client_ca_file is None):
-        problems.add(
-            (*at, "client_cert_sha256"),
-            "pinned certificates need mutual TLS: set listen.tls.client_ca_file",
-        )
-    for svc in cc.fields:
-        if svc not in services:
-            problems.add((*at, "fields", svc), f"no service named {svc!r}")
-    return Consumer(
-        cname,
-        cc.username,
-        tuple(hashes),
-        frozenset(cc.services),
-        frozenset(cc.offices),
-        api_key_hashes=frozenset(digests),
-        allow_from=Networks(cc.allow_from) if cc.allow_from else None,
-        cert_sha256=frozenset(pins),
-    )
-
-
-def _policies(
-    consumer: Consumer, cc: ConsumerConfig, mappers: Mapping[str, Mapper], problems: _Problems
-) -> Consumer:
-    policies = {}
-    for sname, fp in cc.fields.items():
-        mapper = mappers.get(sname)
-        if mapper is None:
-            continue  # reported with the service, or above
-        try:
-            policies[sname] = compile_policy(
-                mapper,
-                allow=fp.allow,
-                mask=fp.mask,
-                path=("consumers", consumer.name, "fields", sname),
-            )
-        except PolicyConfigError as exc:
-            problems.add(exc.path, str(exc))
-    return replace(consumer, policies=policies) if policies else consumer
-
-
 def _url(template: str, base: str, path: str) -> str:
     return template.replace("{base}", base).replace("{path}", path)
 
@@ -208,7 +107,7 @@ def _service(
     sc: ServiceConfig,
     cfg: GatewayConfig,
     backends: Mapping[str, Backend],
-    problems: _Problems,
+    problems: Problems,
     mappers: dict[str, Mapper],
 ) -> Service | None:
     """The service, or None with its problems added; its mapper goes to ``mappers`` if it
@@ -254,9 +153,7 @@ def _service(
     )
     return Service(
         name=name,
-        backend=sc.backend,
-        description=sc.description,
-        description_th=sc.description_th,
+        config=sc,
         data_path=_url(lc2.data_url, lc2.base_path, path),
         sandbox_path=_url(lc2.sandbox_url, lc2.base_path, path),
         health_path=_url(lc2.health_url, lc2.base_path, path),
@@ -267,13 +164,11 @@ def _service(
         sandbox_rows=sandbox_rows,
         sandbox_match=sandbox_match,
         subject_param=subject,
-        param_models=dict(sc.params),
-        output_models=dict(sc.output),
     )
 
 
 def _mapper(
-    output: Mapping[str, FieldConfig], cfg: GatewayConfig, at: Path_, problems: _Problems
+    output: Mapping[str, FieldConfig], cfg: GatewayConfig, at: Path_, problems: Problems
 ) -> Mapper | None:
     def compile_(output: Mapping[str, FieldConfig]) -> Mapper:
         return compile_mapping(output, lookups=cfg.lookups, titles=cfg.titles, path=(*at, "output"))
@@ -302,7 +197,7 @@ _OUTPUT = TypeAdapter(dict[str, FieldConfig])
 
 
 def _refused_outputs(
-    loaded: LoadedYaml, cfg: GatewayConfig, problems: _Problems, mappers: dict[str, Mapper]
+    loaded: LoadedYaml, cfg: GatewayConfig, problems: Problems, mappers: dict[str, Mapper]
 ) -> None:
     """The output of a service the schema refused elsewhere: its transforms and the grants
     on its fields are still checked."""
@@ -343,7 +238,7 @@ class _Remainder(GatewayConfig):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
 
 
-def _validate(loaded: LoadedYaml, problems: _Problems) -> GatewayConfig | None:
+def _validate(loaded: LoadedYaml, problems: Problems) -> GatewayConfig | None:
     """The config model of everything that is valid, every schema problem reported.
 
     A refused entry (a service, a backend, a consumer) or a refused section is
@@ -359,9 +254,9 @@ def _validate(loaded: LoadedYaml, problems: _Problems) -> GatewayConfig | None:
         except ValidationError as exc:
             cut: set[Path_] = set()
             for err in exc.errors(include_url=False):
-                loc = _loc(err)
-                part = loc[:2] if loc[:1] and loc[0] in _ENTRIES and len(loc) > 1 else loc[:1]
-                if any(loc[: len(d)] == d for d in dropped):
+                at = loc(err)
+                part = at[:2] if at[:1] and at[0] in _ENTRIES and len(at) > 1 else at[:1]
+                if any(at[: len(d)] == d for d in dropped):
                     continue  # a consequence of leaving a part out
                 problems.schema((), err)
                 cut.add(part)
@@ -387,7 +282,8 @@ def _without(data: dict[str, Any], parts: set[Path_]) -> dict[str, Any]:
 
 
 def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Settings:
-    problems = _Problems(loaded)
+    """The one place validated models become runtime objects: each part by its builder."""
+    problems = Problems(loaded)
     secrets = _secret_values(loaded)
     _check_secrets(loaded, problems)
     cfg = _validate(loaded, problems)
@@ -395,64 +291,73 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
         raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
 
     declared = _declared(loaded.data, "services")
-    consumers: dict[str, Consumer] = {}
-    usernames: set[str] = set()
-    for cname, cc in cfg.consumers.items():
-        if cc.username in usernames:
-            problems.add(("consumers", cname, "username"), "username used by another consumer")
-        usernames.add(cc.username)
-        for i, s in enumerate(cc.services):
-            if s != "*" and s not in declared:
-                problems.add(("consumers", cname, "services", i), f"no service named {s!r}")
-        consumers[cname] = _consumer(cname, cc, cfg, problems, declared)
+    consumers = build_consumers(cfg, problems, declared)
+    check_status_users(cfg, problems)
+    backends = _backends(cfg, loaded.base_dir, problems)
+    services, mappers = _services(cfg, backends, problems)
+    _refused_outputs(loaded, cfg, problems, mappers)
+    consumers = {
+        n: with_policies(c, cfg.consumers[n], mappers, problems) for n, c in consumers.items()
+    }
+    security = build_security(cfg, loaded.base_dir, problems.add, secrets)
+    _check_quota_services(cfg, problems, declared)
+    audit = build_audit_settings(
+        cfg.audit, loaded.base_dir, create_key_file=create_key_file, problem=problems.add
+    )
+    if problems.items:
+        raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
 
-    for user, h in cfg.admin.status_users.items():
-        try:
-            check_hash_format(h)
-        except ValueError as exc:
-            problems.add(("admin", "status_users", user), str(exc))
+    return Settings(
+        source=loaded.source,
+        version=loaded.digest,
+        listen=cfg.listen,
+        admin=cfg.admin,
+        logging=cfg.logging,
+        lc2=cfg.lc2,
+        consumers=consumers,
+        audit=audit,
+        backends=backends,
+        services=services,
+        quotas=cfg.limits.model_copy(update={"store": _rel(cfg.limits.store, loaded.base_dir)}),
+        maintenance_file=(
+            _rel(cfg.maintenance.file, loaded.base_dir) if cfg.maintenance.file else None
+        ),
+        shutdown_timeout=cfg.shutdown_timeout,
+        security=security,
+        lookups=cfg.lookups,
+    )
 
-    backends: dict[str, Backend] = {}
+
+def _backends(cfg: GatewayConfig, base_dir: Path, problems: Problems) -> dict[str, Backend]:
+    backends = {}
     for bname, bc in cfg.backends.items():
-        try:
-            factory = get_factory(bc.type)
-        except UnknownAdapter as exc:
-            problems.add(("backends", bname, "type"), str(exc))
-            continue
-        try:
-            options: OptionsModel = factory.options_model.model_validate(bc.adapter_options())
-        except ValidationError as exc:
-            problems.pydantic(("backends", bname), exc)
-            continue
-        options = options.model_copy(update=_resolve_paths(options, loaded.base_dir))
-        limits = BackendLimits(bc.pool_size, bc.acquire_timeout, bc.query_timeout)
-        c = bc.circuit
-        breaker = (
-            BreakerConfig(
-                c.failure_threshold,
-                c.error_rate,
-                c.window,
-                c.min_calls,
-                c.open_for,
-                c.half_open_calls,
-            )
-            if c.enabled
-            else None
-        )
-        backends[bname] = Backend(
-            bname,
-            bc.type,
-            factory,
-            options,
-            limits,
-            bc.health,
-            breaker,
-            max_concurrency=bc.max_concurrency or bc.pool_size,
-            max_queue=bc.max_queue,
-            retry_attempts=bc.retry.attempts,
-            retry_budget=bc.retry.budget,
-        )
+        backend = _backend(bname, bc, base_dir, problems)
+        if backend is not None:
+            backends[bname] = backend
+    return backends
 
+
+def _backend(name: str, bc: BackendConfig, base_dir: Path, problems: Problems) -> Backend | None:
+    """The backend, or None with its problems added: its adapter found, its options valid."""
+    try:
+        factory = get_factory(bc.type)
+    except UnknownAdapter as exc:
+        problems.add(("backends", name, "type"), str(exc))
+        return None
+    try:
+        options: OptionsModel = factory.options_model.model_validate(bc.adapter_options())
+    except ValidationError as exc:
+        problems.pydantic(("backends", name), exc)
+        return None
+    options = options.model_copy(update=_resolve_paths(options, base_dir))
+    limits = BackendLimits(bc.pool_size, bc.acquire_timeout, bc.query_timeout)
+    return Backend(name, bc, factory, options, limits)
+
+
+def _services(
+    cfg: GatewayConfig, backends: Mapping[str, Backend], problems: Problems
+) -> tuple[dict[str, Service], dict[str, Mapper]]:
+    """The services, and the mapper of every service whose output compiles (for the grants)."""
     services: dict[str, Service] = {}
     mappers: dict[str, Mapper] = {}
     routes: dict[str, Path_] = {}
@@ -467,57 +372,14 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
                 )
             routes[url] = ("services", sname)
         services[sname] = svc
+    return services, mappers
 
-    _refused_outputs(loaded, cfg, problems, mappers)
-    for cname, cc in cfg.consumers.items():
-        consumers[cname] = _policies(consumers[cname], cc, mappers, problems)
-    security = build_security(cfg, loaded.base_dir, problems.add, secrets)
 
+def _check_quota_services(cfg: GatewayConfig, problems: Problems, declared: frozenset[str]) -> None:
     for i, rule in enumerate(cfg.limits.quotas):
         for j, s in enumerate(rule.services):
             if s != "*" and s not in declared:
                 problems.add(("limits", "quotas", i, "services", j), f"no service named {s!r}")
-
-    audit = build_audit_settings(
-        cfg.audit, loaded.base_dir, create_key_file=create_key_file, problem=problems.add
-    )
-    if problems.items:
-        raise ConfigError(_without_secrets(problems.items, secrets), loaded.source)
-
-    lc2 = cfg.lc2
-    return Settings(
-        source=loaded.source,
-        version=loaded.digest,
-        listen=cfg.listen,
-        admin=cfg.admin,
-        logging=cfg.logging,
-        lc2=LC2(
-            office_header=lc2.headers.office,
-            officer_header=lc2.headers.officer,
-            sandbox_header=lc2.headers.sandbox,
-            request_id_header=lc2.headers.request_id,
-            office_re=re.compile(lc2.office_pattern),
-            user_agent_prefix=lc2.user_agent_prefix,
-            health_requires_auth=lc2.health_requires_auth,
-            envelope=lc2.envelope,
-            ignore_params=frozenset(lc2.ignore_params),
-        ),
-        consumers=consumers,
-        audit=audit,
-        backends=backends,
-        services=services,
-        quotas=QuotaSettings(
-            rules=tuple(cfg.limits.quotas),
-            store=_rel(cfg.limits.store, loaded.base_dir),
-            timezone=cfg.limits.timezone,
-        ),
-        maintenance_file=(
-            _rel(cfg.maintenance.file, loaded.base_dir) if cfg.maintenance.file else None
-        ),
-        shutdown_timeout=cfg.shutdown_timeout,
-        security=security,
-        lookups=cfg.lookups,
-    )
 
 
 def load_settings(

@@ -10,6 +10,7 @@ project notes and stay overridable because DOPA's spec is not public.
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -160,6 +161,11 @@ class LC2Config(_Model):
     health_requires_auth: bool = False
     envelope: EnvelopeConfig = EnvelopeConfig()
     ignore_params: list[str] = Field(default_factory=list, description="never rejected as unknown")
+
+    @cached_property
+    def office_re(self) -> re.Pattern[str]:
+        """Compiled once, at the first call: the pattern was checked at validation."""
+        return re.compile(self.office_pattern)
 
     @field_validator("office_pattern")
     @classmethod

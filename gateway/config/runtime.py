@@ -1,8 +1,13 @@
-"""Frozen runtime objects: what the request path reads, built once at start-up."""
+"""Frozen runtime objects: what the request path reads, built once at start-up.
+
+One pattern: what is read as written is the validated model itself (a field typed with
+the model, or the model under ``config``); a runtime object declares only what start-up
+derives from it (a prepared operation, compiled parameters, a resolved path).  Never a
+field-by-field copy of a model (tests/test_config_boundary.py checks it).
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,58 +16,44 @@ from typing import Any
 from gateway.adapter import AdapterFactory, BackendLimits, OptionsModel, Row
 from gateway.audit.config import AuditSettings
 from gateway.auth import Consumer
-from gateway.breaker import BreakerConfig
 from gateway.config.models import (
     AdminConfig,
-    EnvelopeConfig,
-    FieldConfig,
-    HealthConfig,
+    BackendConfig,
+    LC2Config,
+    LimitsConfig,
     ListenConfig,
     LoggingConfig,
-    ParamConfig,
-    QuotaRule,
+    ServiceConfig,
 )
 from gateway.normalise import Mapper
 from gateway.params import ParamSpec
 from gateway.security.settings import DEFAULT_SECURITY, SecuritySettings
 
-__all__ = ["LC2", "Backend", "QuotaSettings", "Service", "Settings"]
-
-
-@dataclass(frozen=True, slots=True)
-class LC2:
-    office_header: str
-    officer_header: str
-    sandbox_header: str
-    request_id_header: str
-    office_re: re.Pattern[str]
-    user_agent_prefix: str | None
-    health_requires_auth: bool
-    envelope: EnvelopeConfig
-    ignore_params: frozenset[str]
+__all__ = ["Backend", "Service", "Settings"]
 
 
 @dataclass(frozen=True, slots=True)
 class Backend:
+    """A backend's block as written, and what start-up made of the adapter's part of it."""
+
     name: str
-    type: str
+    config: BackendConfig  # type, pool, timeouts, bulkhead, health, circuit, retry
     factory: AdapterFactory
-    options: OptionsModel
+    options: OptionsModel  # the adapter's own keys, validated by its model, paths resolved
+    # what the adapter is told: the adapter contract imports no YAML model
     limits: BackendLimits
-    health: HealthConfig
-    breaker: BreakerConfig | None
-    max_concurrency: int
-    max_queue: int
-    retry_attempts: int
-    retry_budget: float
+
+    @property
+    def type(self) -> str:
+        return self.config.type
 
 
 @dataclass(frozen=True, slots=True)
 class Service:
+    """A service's block as written, and what start-up compiled of it."""
+
     name: str
-    backend: str
-    description: str
-    description_th: str
+    config: ServiceConfig  # as written: backend, descriptions, params, output, sandbox
     data_path: str
     sandbox_path: str
     health_path: str
@@ -71,18 +62,13 @@ class Service:
     operation: Any  # prepared by the backend's adapter factory
     mapper: Mapper
     sandbox_rows: tuple[Row, ...]
+    # parameter -> column the sandbox filters on: as written, or the citizen-ID key by default
     sandbox_match: Mapping[str, str]
     subject_param: str | None  # the citizen ID the audit indexes (hashed)
-    # the YAML as written, for the OpenAPI description (never read by a call)
-    param_models: Mapping[str, ParamConfig] = field(default_factory=dict, compare=False)
-    output_models: Mapping[str, FieldConfig] = field(default_factory=dict, compare=False)
 
-
-@dataclass(frozen=True, slots=True)
-class QuotaSettings:
-    rules: tuple[QuotaRule, ...]
-    store: Path
-    timezone: str
+    @property
+    def backend(self) -> str:
+        return self.config.backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +78,12 @@ class Settings:
     listen: ListenConfig
     admin: AdminConfig
     logging: LoggingConfig
-    lc2: LC2
+    lc2: LC2Config
     consumers: Mapping[str, Consumer]
     audit: AuditSettings
     backends: Mapping[str, Backend]
     services: Mapping[str, Service]
-    quotas: QuotaSettings
+    quotas: LimitsConfig  # the limits section, its store resolved against the file
     maintenance_file: Path | None
     shutdown_timeout: float
     security: SecuritySettings = DEFAULT_SECURITY

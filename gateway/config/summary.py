@@ -53,7 +53,7 @@ def _service(svc: Service) -> dict[str, Any]:
         "backend": svc.backend,
         "path": svc.data_path,
         "params": sorted(svc.param_index),
-        "output": _digest({k: v.model_dump(mode="json") for k, v in svc.output_models.items()}),
+        "output": _digest({k: v.model_dump(mode="json") for k, v in svc.config.output.items()}),
         "operation": _operation(svc.operation),
     }
 

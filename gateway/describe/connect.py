@@ -78,7 +78,7 @@ async def _columns(
             continue
         described += 1
         have = {c.lower() for c in got}
-        for path, column in output_columns(svc.output_models, (*at, "output")):
+        for path, column in output_columns(svc.config.output, (*at, "output")):
             if column.lower() not in have:
                 add(
                     path,
@@ -98,12 +98,12 @@ async def _check(backend: Backend, services: Sequence[Service], line_of: LineOf)
     try:
         await asyncio.wait_for(adapter.open(), OPEN_TIMEOUT)
         stage = "probe"
-        await asyncio.wait_for(adapter.probe(), backend.health.timeout)
+        await asyncio.wait_for(adapter.probe(), backend.config.health.timeout)
         stage = "describe"
-        timeout = max(backend.health.timeout, backend.limits.query_timeout)
+        timeout = max(backend.config.health.timeout, backend.limits.query_timeout)
         problems, described = await _columns(adapter, services, timeout, line_of)
     except TimeoutError:
-        limit = OPEN_TIMEOUT if stage == "open" else backend.health.timeout
+        limit = OPEN_TIMEOUT if stage == "open" else backend.config.health.timeout
         return BackendCheck(
             backend.name,
             backend.type,

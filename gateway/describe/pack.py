@@ -214,8 +214,8 @@ def _curl(url: str, consumer: Consumer | None, settings: Settings) -> str:
     if consumer is not None and consumer.api_key_hashes:
         lines.append(f'-H "{settings.security.api_key_header}: ${API_KEY_VARIABLE}"')
     lines += [
-        f"-H {shlex.quote(f'{lc2.office_header}: {SAMPLE_OFFICE}')}",
-        f"-H {shlex.quote(f'{lc2.officer_header}: {SAMPLE_OFFICER}')}",
+        f"-H {shlex.quote(f'{lc2.headers.office}: {SAMPLE_OFFICE}')}",
+        f"-H {shlex.quote(f'{lc2.headers.officer}: {SAMPLE_OFFICER}')}",
         f"-H {shlex.quote(f'User-Agent: {agent}')}",
         shlex.quote(url),
     ]
@@ -297,10 +297,10 @@ def build_pack(
         version=settings.version,
         generated=today or dt.datetime.now(ZoneInfo(settings.quotas.timezone)).date(),
         base_url=base_url,
-        office_header=lc2.office_header,
-        officer_header=lc2.officer_header,
-        sandbox_header=lc2.sandbox_header,
-        request_id_header=lc2.request_id_header,
+        office_header=lc2.headers.office,
+        officer_header=lc2.headers.officer,
+        sandbox_header=lc2.headers.sandbox,
+        request_id_header=lc2.headers.request_id,
         user_agent_prefix=lc2.user_agent_prefix,
         api_key_header=(
             settings.security.api_key_header if settings.security.api_keys_in_use else None

@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from gateway.config.models import AuthFailuresConfig
 from gateway.statefile import StateFile
 
 __all__ = [
     "CounterStore",
-    "LockoutPolicy",
     "Lockouts",
     "Reservation",
     "Slot",
@@ -56,15 +56,6 @@ T = TypeVar("T")
 _BUSY_RETRY = 1.0
 _KNOWN_PER_USER = 32  # addresses remembered per username
 _PURGE_EVERY = 500  # writes between sweeps of counters whose window has passed
-
-
-@dataclass(frozen=True, slots=True)
-class LockoutPolicy:
-    enabled: bool = True
-    window: float = 300.0  # seconds over which failures are counted
-    per_address: int = 20
-    per_username: int = 10
-    lockout: float = 900.0  # seconds a locked address or username is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +97,19 @@ class CounterStore(Protocol):
     def digest(self, username: str) -> str: ...
 
     async def reserve(
-        self, slots: Sequence[Slot], policy: LockoutPolicy, known: tuple[str, str] | None
+        self, slots: Sequence[Slot], policy: AuthFailuresConfig, known: tuple[str, str] | None
     ) -> Outcome: ...
 
     async def settle(
         self,
         slots: Sequence[Slot],
-        policy: LockoutPolicy,
+        policy: AuthFailuresConfig,
         *,
         failed: bool,
         known: tuple[str, str] | None,
     ) -> Outcome: ...
 
-    async def fail(self, slots: Sequence[Slot], policy: LockoutPolicy) -> Outcome: ...
+    async def fail(self, slots: Sequence[Slot], policy: AuthFailuresConfig) -> Outcome: ...
 
 
 class Lockouts:
@@ -127,12 +118,12 @@ class Lockouts:
     def __init__(
         self,
         store: CounterStore,
-        policy: LockoutPolicy | None = None,
+        policy: AuthFailuresConfig | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.policy = policy or LockoutPolicy()
+        self.policy = policy or AuthFailuresConfig()
         self._clock = clock
         self.started = {"address": 0, "username": 0}  # locks this process began, for metrics
         self._seen: dict[tuple[str, str], float] = {}  # locks this process knows of -> until
@@ -301,7 +292,7 @@ class SqliteCounters:
         self,
         db: sqlite3.Connection,
         slots: Sequence[Slot],
-        policy: LockoutPolicy,
+        policy: AuthFailuresConfig,
         known: tuple[str, str] | None,
         then_fail: bool,
     ) -> Outcome:
@@ -333,7 +324,7 @@ class SqliteCounters:
         self,
         db: sqlite3.Connection,
         slots: Sequence[Slot],
-        policy: LockoutPolicy,
+        policy: AuthFailuresConfig,
         failed: bool,
         known: tuple[str, str] | None,
     ) -> Outcome:
@@ -361,7 +352,7 @@ class SqliteCounters:
         return Outcome(None, locked=tuple(locked), begun=tuple(begun))
 
     async def reserve(
-        self, slots: Sequence[Slot], policy: LockoutPolicy, known: tuple[str, str] | None
+        self, slots: Sequence[Slot], policy: AuthFailuresConfig, known: tuple[str, str] | None
     ) -> Outcome:
         out: Outcome = await self._file.run(self._tx, self._reserve, slots, policy, known, False)
         return out
@@ -369,7 +360,7 @@ class SqliteCounters:
     async def settle(
         self,
         slots: Sequence[Slot],
-        policy: LockoutPolicy,
+        policy: AuthFailuresConfig,
         *,
         failed: bool,
         known: tuple[str, str] | None,
@@ -377,7 +368,7 @@ class SqliteCounters:
         out: Outcome = await self._file.run(self._tx, self._settle, slots, policy, failed, known)
         return out
 
-    async def fail(self, slots: Sequence[Slot], policy: LockoutPolicy) -> Outcome:
+    async def fail(self, slots: Sequence[Slot], policy: AuthFailuresConfig) -> Outcome:
         out: Outcome = await self._file.run(self._tx, self._reserve, slots, policy, None, True)
         return out
 

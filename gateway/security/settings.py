@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config.models import GatewayConfig
-from gateway.security.lockout import LockoutPolicy
+from gateway.config.models import AuthFailuresConfig, GatewayConfig
 from gateway.security.network import Networks, client_address
 from gateway.security.tls import server_context
 
@@ -27,7 +26,7 @@ class SecuritySettings:
     trusted_proxies: Networks | None = None  # None: X-Forwarded-For is never read
     api_key_header: str = "X-API-Key"
     api_keys_in_use: bool = False  # some consumer has API keys: read the header at all
-    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    lockout: AuthFailuresConfig = field(default_factory=AuthFailuresConfig)  # as written
     tls: ssl.SSLContext | None = field(default=None, compare=False)
     mutual_tls: bool = False
     # values the config took from the environment for secret-named keys; redacted from logs
@@ -48,7 +47,6 @@ def build_security(
     cfg: GatewayConfig, base_dir: Path, problem: Problem, secrets: frozenset[str]
 ) -> SecuritySettings:
     sc = cfg.security
-    af = sc.auth_failures
     tls_cfg = cfg.listen.tls
     context: ssl.SSLContext | None = None
     if tls_cfg is not None:
@@ -80,7 +78,7 @@ def build_security(
         trusted_proxies=_networks(sc.trusted_proxies),
         api_key_header=sc.api_key_header,
         api_keys_in_use=any(c.api_keys for c in cfg.consumers.values()),
-        lockout=LockoutPolicy(af.enabled, af.window, af.per_address, af.per_username, af.lockout),
+        lockout=sc.auth_failures,
         tls=context,
         mutual_tls=tls_cfg is not None and tls_cfg.client_ca_file is not None,
         secrets=secrets,
