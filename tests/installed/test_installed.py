@@ -40,7 +40,7 @@ from tests.support import (
 from tests.test_backends_e2e import Operation, _fisher, _subset
 
 # The extra that owns each adapter package not in the base install.
-EXTRA_OF = {"adapters.odbc": "odbc", "adapters.oracle": "oracle"}
+EXTRA_OF = {"adapters.odbc": "odbc", "adapters.oracle": "oracle", "gateway.testing": "testing"}
 TEST_ONLY = ("pytest", "spyne", "hypothesis", "mypy", "dbf", "playwright", "schemathesis")
 DEMO_PID = "1740100234561"  # the README's example
 
@@ -158,6 +158,14 @@ def test_every_module_imports_with_what_its_install_declares(installed: Installe
     assert owned == set(EXTRA_OF.values()) - installed.extras
 
 
+def _sandbox_pid(installed: Installed, config: Path, env: dict[str, str] | None = None) -> str:
+    """The sandbox's own person, as the registration pack gives it to LC2's testers."""
+    r = installed.run("describe", "-c", str(config), "-s", "fisher", env=env or {})
+    found = re.search(r"/sandbox\?personalId=(\d{13})", r.stdout)
+    assert r.returncode == 0 and found, r.stdout + r.stderr
+    return found.group(1)
+
+
 # --- the demo, as the README serves it ------------------------------------------------------
 
 
@@ -172,8 +180,10 @@ def test_demo_is_served(installed: Installed, tmp_path: Path) -> None:
             "สมชาย",
             "1984-02-29",
         )
-        status, body = _call(port, "fisher/sandbox", DEMO_PID, **headers)
+        sandbox_pid = _sandbox_pid(installed, demo)
+        status, body = _call(port, "fisher/sandbox", sandbox_pid, **headers)
         assert status == 200 and body["data"], body
+        assert _call(port, "fisher/sandbox", DEMO_PID, **headers)[1]["data"] == []
         status, raw, _ = http_get(f"http://127.0.0.1:{port}/health")
         assert status == 200 and json.loads(raw)["status"] == "up", raw
         status, metrics, _ = http_get(f"{gw.admin}/metrics")
@@ -226,7 +236,7 @@ def test_every_backend_type(
             assert len(body["data"]) == 1, (kind, body)
             _subset(body["data"][0], EXPECTED[person["pid"]])
         assert _call(port, "fisher", NO_RECORD_PID)[1]["data"] == []
-        status, body = _call(port, "fisher/sandbox", NO_RECORD_PID)
+        status, body = _call(port, "fisher/sandbox", _sandbox_pid(installed, config, env))
         assert status == 200 and len(body["data"]) == 2
     _audit_verify(installed, config, env)
 
