@@ -15,12 +15,19 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
-from gateway.audit.config import build_audit_settings
+from gateway.audit.config import build_audit_settings, pg_settings
 from gateway.auth import Consumer, check_hash_format
 from gateway.breaker import BreakerConfig
 from gateway.config.loader import ConfigError, LoadedYaml, Path_, Problem, load_yaml
 from gateway.config.models import ConsumerConfig, GatewayConfig, ServiceConfig
-from gateway.config.runtime import LC2, Backend, QuotaSettings, Service, Settings
+from gateway.config.runtime import (
+    LC2,
+    Backend,
+    QuotaSettings,
+    Service,
+    Settings,
+    StateSettings,
+)
 from gateway.normalise import MappingConfigError, compile_mapping
 from gateway.params import compile_param
 from gateway.policy import PolicyConfigError, compile_policy
@@ -381,6 +388,12 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
         ),
         shutdown_timeout=cfg.shutdown_timeout,
         security=security,
+        state=StateSettings(
+            postgresql=pg_settings(cfg.state.postgresql)
+            if cfg.state.store == "postgresql" and cfg.state.postgresql is not None
+            else None,
+            fail_closed=cfg.state.on_unreachable == "fail_closed",
+        ),
         lookups=cfg.lookups,
     )
 
