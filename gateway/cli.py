@@ -141,7 +141,8 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
     settings = _load(args.config, create_key_file=False)
     if settings is None:
         return 1
-    if settings.state.postgresql is not None:  # a fleet: the switch is in the shared store
+    if settings.state.postgresql is not None and not args.local:
+        # a fleet: the switch in the shared store switches every gateway
         import asyncio
 
         from gateway.sharedstate import shared_maintenance
@@ -222,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("state", choices=["on", "off", "status"])
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("-m", "--message", help="text shown to callers while on")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="this server only (maintenance.file), when the switch is shared by a fleet",
+    )
     p.set_defaults(func=_cmd_maintenance)
 
     words = sys.argv[1:] if argv is None else argv

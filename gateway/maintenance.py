@@ -10,7 +10,9 @@ request path.
 A fleet keeps the switch in the shared state store instead, so switching it
 at one gateway switches every gateway: each sees it at its next check, at
 most a second later (plus the store's command timeout).  While the store is
-unreachable each gateway keeps the state it last saw.
+unreachable each gateway keeps the state it last saw.  The file still
+switches its own gateway alone (``maintenance on --local``): that is how one
+server of a fleet is drained before it is patched.
 """
 
 from __future__ import annotations
@@ -52,13 +54,12 @@ class MaintenanceSwitch:
         return self.message is not None
 
     async def refresh(self) -> None:
-        if self._shared is not None:
+        message = await asyncio.to_thread(read_message, self.path) if self.path else None
+        if message is None and self._shared is not None:
             try:
                 message = await self._shared.maintenance()
             except StoreUnreachable:
                 return  # the last state seen stands
-        else:
-            message = await asyncio.to_thread(read_message, self.path) if self.path else None
         if (message is None) != (self.message is None):
             if message is None:
                 log.warning("maintenance mode off")

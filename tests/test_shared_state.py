@@ -133,7 +133,10 @@ async def _fleet(
 ) -> list[tuple[Runtime, Client]]:
     out = []
     for i in range(n):
-        rt = build_runtime(settings_from(_gateway_config(tmp_path / f"gw{i}", state, **extra)))
+        cfg = _gateway_config(tmp_path / f"gw{i}", state, **extra)
+        cfg["maintenance"] = {"file": str(tmp_path / f"gw{i}" / "maintenance")}
+        write_config(tmp_path / f"gw{i}.yaml", cfg)  # for the command line
+        rt = build_runtime(settings_from(cfg))
         out.append((rt, await aiohttp_client(build_app(rt))))
     return out
 
@@ -238,8 +241,7 @@ async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_two_sec
         monkeypatch.setenv(k, v)
     state = _state(pg_server.dsn, schema)
     fleet = await _fleet(aiohttp_client, tmp_path, state)
-    # the operator's command line, on any one of the servers
-    path = write_config(tmp_path / "cli.yaml", _gateway_config(tmp_path / "cli", state))
+    path = tmp_path / "gw0.yaml"  # the operator's command line, on any one of the servers
     on = await asyncio.to_thread(main, ["maintenance", "on", "-c", str(path), "-m", "patching"])
     assert on == 0
     loop = asyncio.get_running_loop()
@@ -260,6 +262,29 @@ async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_two_sec
     # every instance recorded which config it runs
     gens = await fleet[0][0].shared.generations()  # type: ignore[union-attr]
     assert set(gens) == {"gw0", "gw1", "gw2"}
+
+
+async def test_maintenance_local_drains_one_gateway_of_the_fleet(
+    tmp_path: Path,
+    aiohttp_client: MakeClient,
+    pg_server: PgServer,
+    schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for k, v in TEST_ENV.items():
+        monkeypatch.setenv(k, v)
+    fleet = await _fleet(aiohttp_client, tmp_path, _state(pg_server.dsn, schema), n=2)
+    argv = ["maintenance", "on", "--local", "-c", str(tmp_path / "gw1.yaml"), "-m", "patch"]
+    assert await asyncio.to_thread(main, argv) == 0
+    await _until(lambda: _maintenance(fleet[1][1]), "the drained gateway did not see its switch")
+    assert (await (await fleet[1][1].get("/health")).json())["maintenance"] == "patch"
+    await asyncio.sleep(1.5)  # past a poll of the other gateway: it stays in service
+    assert not fleet[0][0].maintenance.active
+    assert (await fleet[0][1].get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 200
+
+
+async def _maintenance(client: Client) -> bool:
+    return (await client.get("/health")).status == 503
 
 
 # --- an unreachable store ---------------------------------------------------------------------
