@@ -10,7 +10,6 @@ store unreachable without stopping the real server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from gateway.cli import main
 from gateway.runtime import Runtime
 from gateway.sharedstate import SharedState
 from tests.conftest import PgServer
+from tests.forwarder import Forwarder
 from tests.support import (
     PEOPLE,
     TEST_ENV,
@@ -41,57 +41,6 @@ from tests.test_runtime import write_config
 from tests.test_security_auth import _config, _get
 
 Q = {"personalId": PEOPLE[0]["pid"]}
-
-
-class Forwarder:
-    """A TCP forwarder to PostgreSQL that can be cut (every connection dropped, new ones
-    closed at once) and restored on the same port."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.cut = False
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut:
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-    def drop(self) -> None:
-        self.cut = True
-        for w in list(self._writers):
-            w.transport.abort()
-
-    def restore(self) -> None:
-        self.cut = False
-
-    async def close(self) -> None:
-        self.drop()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
 
 def _dsn_via(pg: PgServer, port: int) -> str:
