@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import shutil
 import signal
@@ -448,6 +449,13 @@ def test_a_fleet_of_three_behind_haproxy_loses_nothing_and_shares_its_limits(
     assert statuses.count(429) == 450
     spread = asyncio.run(_chains_of(fleet.pg, fleet.audit_schema, "quota-"))
     assert set(spread) == {"gw1", "gw2", "gw3"} and sum(spread.values()) == 150, spread
+
+    # who-accessed, from any one server's config, answers over every instance's chain
+    who = fleet.cli("audit", "who-accessed", PID, "-c", str(gw3.config), "--format", "jsonl")
+    assert who.returncode == 0, who.stderr
+    rows = [json.loads(line) for line in who.stdout.splitlines() if line.strip()]
+    served = {r["request_id"] for r in rows if r["status"] == 200}
+    assert len({rid for rid in served if rid.startswith("quota-")}) == 150
 
     # --- maintenance switched at one gateway is seen by all ---------------------------------
     on = fleet.cli("maintenance", "on", "-c", str(gw3.config), "-m", "fleet upgrade")
