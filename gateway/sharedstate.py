@@ -38,6 +38,10 @@ T = TypeVar("T")
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 class StoreUnreachable(Exception):
     """The shared state store did not answer; the caller applies the fail mode."""
 
@@ -121,6 +125,12 @@ class SharedState:
                 max_size=self.pg.pool_size,
                 timeout=self.pg.connect_timeout,
                 command_timeout=self.pg.command_timeout,
+                # counters, not evidence (the audit is that): no WAL flush to wait for on
+                # each call; a crash of the server may forget the last few counts
+                server_settings={"synchronous_commit": "off"},
+                # nothing here leaves session state behind (only transaction locks), so
+                # the reset asyncpg runs on every release would be a second round trip
+                reset=_no_reset,
             )
             try:
                 async with pool.acquire() as conn, conn.transaction():

@@ -21,6 +21,7 @@ class Forwarder:
         self.target = (host, port)
         self.cut = False
         self.port = 0
+        self.writes = 0  # client-to-server writes seen: the round trips of a protocol like PG's
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -42,6 +43,8 @@ class Forwarder:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    if dst is up_writer:
+                        self.writes += 1
                     dst.write(data)
                     await dst.drain()
             dst.close()

@@ -41,7 +41,7 @@ from tests.audit_support import write_config
 from tests.conftest import PgServer
 from tests.forwarder import Forwarder
 from tests.gateway_process import CLI, ROOT, _die_with_parent
-from tests.support import PEOPLE, basic, free_port, lc2_headers, make_pid
+from tests.support import PEOPLE, basic, free_port, lc2_headers, make_pid, sqlite_backend
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -167,6 +167,7 @@ class Gateway:
 class Fleet:
     tmp: Path
     pg: PgServer
+    quota: int = 150  # an officer's calls a day
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     gateways: list[Gateway] = field(default_factory=list)
     haproxy: subprocess.Popen[bytes] | None = None
@@ -222,11 +223,22 @@ class Fleet:
             d.mkdir()
             top = {
                 "listen": {"host": "0.0.0.0", "port": PORT},
+                # calls wait for the legacy database rather than being turned away
+                "backends": {
+                    "legacy": sqlite_backend(
+                        d / "legacy.sqlite", acquire_timeout=30, max_queue=1000
+                    )
+                },
                 "admin": {"enabled": False},
                 "limits": {
                     "store": str(d / "quota.sqlite"),
                     "quotas": [
-                        {"name": "officer-daily", "scope": "officer", "per": "day", "limit": 150}
+                        {
+                            "name": "officer-daily",
+                            "scope": "officer",
+                            "per": "day",
+                            "limit": self.quota,
+                        }
                     ],
                 },
                 "state": {
