@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from gateway.audit.config import PgAuditSettings
+from gateway.audit.store_postgres import create_pool
 
 __all__ = ["SharedState", "StoreUnreachable", "shared_maintenance"]
 
@@ -118,13 +119,8 @@ class SharedState:
 
     async def _ensure(self) -> asyncpg.Pool:
         if self._pool is None:
-            pool = await asyncpg.create_pool(
-                self.pg.dsn,
-                password=self.pg.password,
-                min_size=1,
-                max_size=self.pg.pool_size,
-                timeout=self.pg.connect_timeout,
-                command_timeout=self.pg.command_timeout,
+            pool = await create_pool(
+                self.pg,
                 # counters, not evidence (the audit is that): no WAL flush to wait for on
                 # each call; a crash of the server may forget the last few counts
                 server_settings={"synchronous_commit": "off"},

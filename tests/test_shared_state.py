@@ -54,6 +54,13 @@ def schema() -> str:
 
 
 @pytest.fixture
+def audit_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment the command line reads the configs' secrets from."""
+    for k, v in TEST_ENV.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
 async def forwarder(pg_server: PgServer) -> AsyncIterator[Forwarder]:
     parts = urlsplit(pg_server.dsn)
     fwd = Forwarder(parts.hostname or "127.0.0.1", parts.port or 5432)
@@ -188,10 +195,8 @@ async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_two_sec
     aiohttp_client: MakeClient,
     pg_server: PgServer,
     schema: str,
-    monkeypatch: pytest.MonkeyPatch,
+    audit_env: None,
 ) -> None:
-    for k, v in TEST_ENV.items():
-        monkeypatch.setenv(k, v)
     state = _state(pg_server.dsn, schema)
     fleet = await _fleet(aiohttp_client, tmp_path, state)
     path = tmp_path / "gw0.yaml"  # the operator's command line, on any one of the servers
@@ -222,10 +227,8 @@ async def test_maintenance_local_drains_one_gateway_of_the_fleet(
     aiohttp_client: MakeClient,
     pg_server: PgServer,
     schema: str,
-    monkeypatch: pytest.MonkeyPatch,
+    audit_env: None,
 ) -> None:
-    for k, v in TEST_ENV.items():
-        monkeypatch.setenv(k, v)
     fleet = await _fleet(aiohttp_client, tmp_path, _state(pg_server.dsn, schema), n=2)
     argv = ["maintenance", "on", "--local", "-c", str(tmp_path / "gw1.yaml"), "-m", "patch"]
     assert await asyncio.to_thread(main, argv) == 0
