@@ -254,6 +254,26 @@ async def _until(pred: Any, what: str, bound: float = 10.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _behind(
+    aiohttp_client: MakeClient,
+    tmp_path: Path,
+    pg_server: PgServer,
+    schema: str,
+    forwarder: Forwarder,
+    mode: str,
+    n: int,
+) -> list[tuple[Runtime, Client]]:
+    """``n`` gateways with an officer quota, reaching the store through ``forwarder``."""
+    quotas = [{"name": "officer-daily", "scope": "officer", "per": "day", "limit": 1000}]
+    return await _fleet(
+        aiohttp_client,
+        tmp_path,
+        _state(_dsn_via(pg_server, forwarder.port), schema, mode),
+        n=n,
+        limits={"quotas": quotas, "store": str(tmp_path / "q.sqlite")},
+    )
+
+
 async def test_fail_closed_refuses_quota_calls_while_the_store_is_cut_and_recovers(
     tmp_path: Path,
     aiohttp_client: MakeClient,
@@ -261,14 +281,7 @@ async def test_fail_closed_refuses_quota_calls_while_the_store_is_cut_and_recove
     schema: str,
     forwarder: Forwarder,
 ) -> None:
-    quotas = [{"name": "officer-daily", "scope": "officer", "per": "day", "limit": 1000}]
-    fleet = await _fleet(
-        aiohttp_client,
-        tmp_path,
-        _state(_dsn_via(pg_server, forwarder.port), schema, "fail_closed"),
-        n=2,
-        limits={"quotas": quotas, "store": str(tmp_path / "q.sqlite")},
-    )
+    fleet = await _behind(aiohttp_client, tmp_path, pg_server, schema, forwarder, "fail_closed", 2)
     client = fleet[0][1]
     assert (await client.get("/api/v1/fisher", params=Q, headers=lc2_headers())).status == 200
     forwarder.drop()
@@ -310,13 +323,8 @@ async def test_fail_open_serves_and_counts_uncounted_calls_while_the_store_is_cu
     schema: str,
     forwarder: Forwarder,
 ) -> None:
-    quotas = [{"name": "officer-daily", "scope": "officer", "per": "day", "limit": 1000}]
-    [(rt, client)] = await _fleet(
-        aiohttp_client,
-        tmp_path,
-        _state(_dsn_via(pg_server, forwarder.port), schema, "fail_open"),
-        n=1,
-        limits={"quotas": quotas, "store": str(tmp_path / "q.sqlite")},
+    [(rt, client)] = await _behind(
+        aiohttp_client, tmp_path, pg_server, schema, forwarder, "fail_open", 1
     )
     forwarder.drop()
     for _ in range(3):
