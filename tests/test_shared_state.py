@@ -190,7 +190,7 @@ async def test_failed_sign_ins_are_counted_across_gateways(
 # --- maintenance and generations --------------------------------------------------------------
 
 
-async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_two_seconds(
+async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_three_seconds(
     tmp_path: Path,
     aiohttp_client: MakeClient,
     pg_server: PgServer,
@@ -205,7 +205,8 @@ async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_two_sec
     loop = asyncio.get_running_loop()
     started = loop.time()
     while not all(rt.maintenance.active for rt, _ in fleet):
-        assert loop.time() - started < 2.0 + 2.0, "not every gateway saw the switch"
+        # each polls once a second: 3 s leaves two for a busy machine
+        assert loop.time() - started < 3.0, "not every gateway saw the switch"
         await asyncio.sleep(0.05)
     for _, client in fleet:
         resp = await client.get("/api/v1/fisher", params=Q, headers=lc2_headers())
@@ -215,7 +216,7 @@ async def test_maintenance_switched_at_one_gateway_is_seen_by_all_within_two_sec
     assert await asyncio.to_thread(main, ["maintenance", "off", "-c", str(path)]) == 0
     started = loop.time()
     while any(rt.maintenance.active for rt, _ in fleet):
-        assert loop.time() - started < 2.0 + 2.0, "not every gateway saw it off"
+        assert loop.time() - started < 3.0, "not every gateway saw it off"
         await asyncio.sleep(0.05)
     # every instance recorded which config it runs
     gens = await fleet[0][0].shared.generations()  # type: ignore[union-attr]
