@@ -17,6 +17,7 @@ unreachable.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sqlite3
@@ -82,11 +83,17 @@ class QuotaStore:
     async def open(self) -> None:
         # Opened even without rules, so a reload that adds rules finds it ready.
         await self._file.open(self._setup)
+        if self._shared is not None:
+            with contextlib.suppress(StoreUnreachable):  # swept at the next start then
+                await self._shared.sweep_quota(self._cutoff())
+
+    def _cutoff(self) -> str:
+        """Windows that began before this are over: their counters go at start-up."""
+        return (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
 
     def _setup(self, db: sqlite3.Connection) -> None:
         db.executescript(_SCHEMA)
-        cutoff = (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
-        db.execute("DELETE FROM quota_counter WHERE window < ?", (cutoff,))
+        db.execute("DELETE FROM quota_counter WHERE window < ?", (self._cutoff(),))
 
     async def close(self) -> None:
         await self._file.close()

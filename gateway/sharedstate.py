@@ -167,6 +167,11 @@ class SharedState:
         got: int = await self.run(lambda conn: conn.fetchval(sql, *args))
         return got
 
+    async def sweep_quota(self, before: str) -> None:
+        """Forget the counters of windows that began before ``before`` (ISO, like the keys)."""
+        sql = f"DELETE FROM {self._s}.quota_counter WHERE win < $1"
+        await self.run(lambda conn: conn.execute(sql, before))
+
     async def maintenance(self) -> str | None:
         sql = f"SELECT message FROM {self._s}.switch WHERE name = 'maintenance'"
         got: str | None = await self.run(lambda conn: conn.fetchval(sql))

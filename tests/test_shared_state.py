@@ -23,6 +23,9 @@ from prometheus_client import generate_latest
 from gateway.app import build_app, build_runtime
 from gateway.audit.config import PgAuditSettings
 from gateway.cli import main
+from gateway.config.models import QuotaRule
+from gateway.config.runtime import QuotaSettings
+from gateway.quota import QuotaStore
 from gateway.runtime import Runtime
 from gateway.sharedstate import SharedState
 from tests.conftest import PgServer
@@ -163,6 +166,24 @@ async def test_a_call_refused_by_one_rule_counts_under_none(
             ("minute", "10:00"): 2,
             ("minute", "10:01"): 1,
         }
+    finally:
+        await store.close()
+
+
+async def test_counters_of_windows_long_over_are_swept_at_start(
+    tmp_path: Path, pg_server: PgServer, schema: str
+) -> None:
+    pg = PgAuditSettings(pg_server.dsn, None, schema, 2, 2.0, 2.0)
+    store = SharedState(pg, fail_closed=True)
+    try:
+        await store.quota_take([("daily", "officer-1", "2020-01-01T00:00:00+07:00", 5)])
+        await store.quota_take([("daily", "officer-1", "2999-01-01T00:00:00+07:00", 5)])
+        rule = QuotaRule(name="daily", scope="officer", per="day", limit=5)
+        quotas = QuotaStore(QuotaSettings((rule,), tmp_path / "q.sqlite", "Asia/Bangkok"), store)
+        await quotas.open()
+        await quotas.close()
+        left = await store.run(lambda c: c.fetch(f'SELECT win FROM "{schema}".quota_counter'))
+        assert [r["win"] for r in left] == ["2999-01-01T00:00:00+07:00"]
     finally:
         await store.close()
 
