@@ -48,11 +48,15 @@ def gateway_health(rt: Runtime) -> tuple[int, dict[str, Any]]:
     up = sum(1 for h in health.values() if h.status == "up")
     audit = rt.audit.status()
     audit_ok = audit["status"] == "up"
+    shared = rt.shared.status() if rt.shared is not None else None
+    state_down = shared is not None and shared["status"] != "up"
     if rt.maintenance.active:
         status = "maintenance"
     elif (not audit_ok and audit["failClosed"]) or up == 0:
         status = "down"
-    elif not audit_ok or audit["sealError"] is not None or up < len(health):
+    elif state_down and shared is not None and shared["onUnreachable"] == "fail_closed":
+        status = "down"  # calls with a quota are refused: the balancer should know
+    elif not audit_ok or audit["sealError"] is not None or up < len(health) or state_down:
         # fail-open without a store answers calls it cannot prove; a failing sealer leaves
         # the trail unsigned: both need an operator, neither stops the calls
         status = "degraded"
@@ -63,6 +67,7 @@ def gateway_health(rt: Runtime) -> tuple[int, dict[str, Any]]:
         "version": gen.settings.version,
         "maintenance": rt.maintenance.message,
         "audit": audit,
+        "state": shared or {"store": "sqlite"},
         "backends": {name: h.as_dict() for name, h in health.items()},
     }
     return (503 if status in ("down", "maintenance") else 200), body
@@ -92,11 +97,19 @@ def _public_health(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
             "error": _in_a_word(h.get("error")),
         }
     audit = {"status": body["audit"]["status"], "error": _in_a_word(body["audit"]["error"])}
+    shared = body["state"]
+    # the shared store's reachability in a word, without naming the product
+    state = (
+        {"status": shared["status"], "error": _in_a_word(shared["error"])}
+        if "status" in shared
+        else None
+    )
     return {
         "status": body["status"],
         "version": body["version"],
         "maintenance": body["maintenance"],
         "audit": audit,
+        "state": state,
         "services": services,
     }
 

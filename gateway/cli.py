@@ -148,6 +148,21 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
     settings = _load(args.config, create_key_file=False)
     if settings is None:
         return 1
+    if settings.state.postgresql is not None and not args.local:
+        # a fleet: the switch in the shared store switches every gateway
+        import asyncio
+
+        from gateway.sharedstate import shared_maintenance
+
+        try:
+            message = asyncio.run(
+                shared_maintenance(settings.state.postgresql, args.state, args.message)
+            )
+        except Exception as exc:
+            print(f"shared state store: {exc}", file=sys.stderr)
+            return 1
+        print(f"maintenance: on ({message})" if message else "maintenance: off")
+        return 0
     path = settings.maintenance_file
     if path is None:
         print("set maintenance.file in the config to use maintenance mode", file=sys.stderr)
@@ -236,10 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.set_defaults(func=_cmd_reload)
 
-    p = sub.add_parser("maintenance", help="switch maintenance mode on or off (maintenance.file)")
+    p = sub.add_parser(
+        "maintenance",
+        help="switch maintenance mode on or off (maintenance.file, or the shared state store)",
+    )
     p.add_argument("state", choices=["on", "off", "status"])
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("-m", "--message", help="text shown to callers while on")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="this server only (maintenance.file), when the switch is shared by a fleet",
+    )
     p.set_defaults(func=_cmd_maintenance)
 
     words = sys.argv[1:] if argv is None else argv

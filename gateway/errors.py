@@ -312,6 +312,17 @@ class Maintenance(GatewayError):
         return {"Retry-After": str(self._retry_after)}
 
 
+class StateUnavailable(GatewayError):
+    status = 503
+    code = "503"
+    message_en = "Call quotas cannot be checked; calls are refused until they can"
+    message_th = "ไม่สามารถตรวจสอบโควตาการเรียกใช้ได้ ระบบจึงงดให้บริการชั่วคราว"
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": "5"}
+
+
 class InternalError(GatewayError):
     status = 500
     code = "500"

@@ -6,6 +6,13 @@ works the same for one process or several workers, survives restarts, and
 needs no credentials beyond the server itself (``lc2-gateway maintenance
 on|off`` writes or removes it).  It is checked once a second, off the
 request path.
+
+A fleet keeps the switch in the shared state store instead, so switching it
+at one gateway switches every gateway: each sees it at its next check, at
+most a second later (plus the store's command timeout).  While the store is
+unreachable each gateway keeps the state it last saw.  The file still
+switches its own gateway alone (``maintenance on --local``): that is how one
+server of a fleet is drained before it is patched.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+
+from gateway.sharedstate import SharedState, StoreUnreachable
 
 __all__ = ["MaintenanceSwitch", "read_message"]
 
@@ -34,9 +43,10 @@ def read_message(path: Path) -> str | None:
 
 
 class MaintenanceSwitch:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, shared: SharedState | None = None) -> None:
         self.path = path
         self.message: str | None = None
+        self._shared = shared
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -45,6 +55,11 @@ class MaintenanceSwitch:
 
     async def refresh(self) -> None:
         message = await asyncio.to_thread(read_message, self.path) if self.path else None
+        if message is None and self._shared is not None:
+            try:
+                message = await self._shared.maintenance()
+            except StoreUnreachable:
+                return  # the last state seen stands
         if (message is None) != (self.message is None):
             if message is None:
                 log.warning("maintenance mode off")

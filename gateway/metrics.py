@@ -33,6 +33,7 @@ from gateway.observe import CallRecord
 
 if TYPE_CHECKING:
     from gateway.guard import BackendGuard
+    from gateway.sharedstate import SharedState
 
 __all__ = ["Metrics"]
 
@@ -70,6 +71,29 @@ class _Current(Protocol):
 
 
 AuditStatus = Callable[[], Mapping[str, Any]]  # AuditWriter.status
+
+
+class _SharedStateCollector(Collector):
+    """The shared state store's reachability and fail mode, read at each scrape."""
+
+    def __init__(self, shared: SharedState) -> None:
+        self._shared = shared
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        s = self._shared
+        yield GaugeMetricFamily(
+            f"{PREFIX}_state_store_up", "1 while the shared state store answers", 1.0 * s.up
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_state_store_fail_closed",
+            "1 if calls needing a quota decision are refused while the store is unreachable",
+            1.0 * s.fail_closed,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_state_store_uncounted_calls",
+            "Calls served without a quota decision while the store was unreachable (fail_open)",
+            s.uncounted,
+        )
 
 
 class _ScrapeCollector(Collector):
@@ -304,6 +328,9 @@ class Metrics:
 
     def on_maintenance(self, switch: _Switch) -> None:
         self.maintenance.set_function(lambda: 1.0 if switch.active else 0.0)
+
+    def on_shared_state(self, shared: SharedState) -> None:
+        self.registry.register(_SharedStateCollector(shared))
 
     def observe(self, rec: CallRecord) -> None:
         key = (rec.service, rec.kind, str(rec.status), rec.code)

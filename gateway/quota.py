@@ -9,18 +9,23 @@ counters right when several workers serve one port, and keeps them across
 reloads and restarts.  Nothing here runs when no rule is configured.
 
 The file and its thread are a :class:`~gateway.statefile.StateFile`, which
-the failed-sign-in counts share.
+the failed-sign-in counts share.  A fleet of gateways counts in the shared
+PostgreSQL store instead (:class:`~gateway.sharedstate.SharedState`, one
+round trip a call), with the operator's choice of what happens while it is
+unreachable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sqlite3
 from zoneinfo import ZoneInfo
 
 from gateway.config.models import LimitsConfig, QuotaRule
-from gateway.errors import QuotaExceeded
+from gateway.errors import QuotaExceeded, StateUnavailable
+from gateway.sharedstate import SharedState, StoreUnreachable
 from gateway.statefile import StateFile
 
 __all__ = ["QuotaStore", "window"]
@@ -59,10 +64,11 @@ def window(per: str, now: dt.datetime) -> tuple[str, float]:
 
 
 class QuotaStore:
-    def __init__(self, cfg: LimitsConfig) -> None:
+    def __init__(self, cfg: LimitsConfig, shared: SharedState | None = None) -> None:
         self._cfg = cfg
         self._tz = ZoneInfo(cfg.timezone)
         self._file = StateFile(cfg.store, "quota")
+        self._shared = shared
 
     @property
     def active(self) -> bool:
@@ -76,11 +82,17 @@ class QuotaStore:
     async def open(self) -> None:
         # Opened even without rules, so a reload that adds rules finds it ready.
         await self._file.open(self._setup)
+        if self._shared is not None:
+            with contextlib.suppress(StoreUnreachable):  # swept at the next start then
+                await self._shared.sweep_quota(self._cutoff())
+
+    def _cutoff(self) -> str:
+        """Windows that began before this are over: their counters go at start-up."""
+        return (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
 
     def _setup(self, db: sqlite3.Connection) -> None:
         db.executescript(_SCHEMA)
-        cutoff = (dt.datetime.now(self._tz) - dt.timedelta(days=3)).isoformat()
-        db.execute("DELETE FROM quota_counter WHERE window < ?", (cutoff,))
+        db.execute("DELETE FROM quota_counter WHERE window < ?", (self._cutoff(),))
 
     async def close(self) -> None:
         await self._file.close()
@@ -95,6 +107,9 @@ class QuotaStore:
         if not rules:
             return
         now = dt.datetime.now(self._tz)
+        if self._shared is not None:
+            await self._check_shared(self._shared, rules, subjects, now)
+            return
         try:
             file = self._file
             refused = await file.run(file.transaction, self._count, rules, subjects, now)
@@ -106,6 +121,26 @@ class QuotaStore:
         if refused is not None:
             rule, retry_after = refused
             raise QuotaExceeded(rule.name, rule.limit, rule.per, rule.scope, retry_after)
+
+    @staticmethod
+    async def _check_shared(
+        shared: SharedState, rules: list[QuotaRule], subjects: dict[str, str], now: dt.datetime
+    ) -> None:
+        windows = [window(r.per, now) for r in rules]
+        keys = [
+            (r.name, subjects.get(r.scope, ""), key, r.limit)
+            for r, (key, _) in zip(rules, windows, strict=True)
+        ]
+        try:
+            refused = await shared.quota_take(keys)
+        except StoreUnreachable as exc:
+            if shared.fail_closed:
+                raise StateUnavailable("the shared quota store is unreachable") from exc
+            shared.uncounted += 1
+            return
+        if refused:
+            rule, (_, left) = rules[refused - 1], windows[refused - 1]
+            raise QuotaExceeded(rule.name, rule.limit, rule.per, rule.scope, left)
 
     @staticmethod
     def _count(

@@ -38,7 +38,9 @@ from gateway.quota import QuotaStore
 from gateway.reload import reload_record
 from gateway.router import Router
 from gateway.sdnotify import notify, reloading
-from gateway.security.lockout import Lockouts, SqliteCounters
+from gateway.security.lockout import CounterStore, Lockouts, SqliteCounters
+from gateway.security.lockout_pg import PgCounters
+from gateway.sharedstate import SharedState, StoreUnreachable
 from gateway.status import StatusObserver
 
 __all__ = ["Generation", "Runtime", "build_runtime"]
@@ -140,14 +142,26 @@ class Runtime:
         )
         self.status = StatusObserver()
         self.hub = Hub(self.audit, [self.metrics, AccessLog(settings.logging.access), self.status])
-        self.quotas = QuotaStore(settings.quotas)
-        # failed sign-ins are counted beside the quotas: one file all workers share
-        self.lockouts = Lockouts(SqliteCounters(settings.quotas.store), settings.security.lockout)
-        self.maintenance = MaintenanceSwitch(settings.maintenance_file)
+        # a fleet shares its counters and switches on PostgreSQL; one machine in a file
+        pg = settings.state.postgresql
+        self.shared = (
+            SharedState(pg, fail_closed=settings.state.fail_closed) if pg is not None else None
+        )
+        self.quotas = QuotaStore(settings.quotas, self.shared)
+        # failed sign-ins are counted beside the quotas: one store all workers share
+        counters: CounterStore = (
+            SqliteCounters(settings.quotas.store)
+            if self.shared is None
+            else PgCounters(self.shared)
+        )
+        self.lockouts = Lockouts(counters, settings.security.lockout)
+        self.maintenance = MaintenanceSwitch(settings.maintenance_file, self.shared)
         self.adapter_users: dict[Adapter, int] = {}  # generations using each adapter
         self.current = Generation(self, settings, None)
         self.metrics.register_scrape(lambda: self.current, self.audit.status)
         self.metrics.on_maintenance(self.maintenance)
+        if self.shared is not None:
+            self.metrics.on_shared_state(self.shared)
         self.ready = False
         self._reload_lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -158,6 +172,9 @@ class Runtime:
 
     async def start(self) -> None:
         await self.audit.start()
+        if self.shared is not None:
+            await self.shared.open()
+            await self._note_generation()
         await self.quotas.open()
         await self.lockouts.store.open()
         await self.maintenance.start()
@@ -173,6 +190,14 @@ class Runtime:
         await self.audit.close()  # flushes queued records first
         await self.quotas.close()
         await self.lockouts.store.close()
+        if self.shared is not None:
+            await self.shared.close()
+
+    async def _note_generation(self) -> None:
+        """Tell the fleet which config this instance now runs (best effort)."""
+        assert self.shared is not None
+        with contextlib.suppress(StoreUnreachable):
+            await self.shared.note_generation(self.settings.audit.instance, self.settings.version)
 
     async def reload(self, path: Path) -> tuple[bool, str]:
         """Validate ``path`` and swap it in; on any problem the running config stays.
@@ -219,6 +244,8 @@ class Runtime:
             self.lockouts.policy = settings.security.lockout
             self.maintenance.path = settings.maintenance_file
             self.metrics.on_generation(settings)
+            if self.shared is not None:
+                await self._note_generation()
             task = asyncio.create_task(old.retire(deadline=60.0))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)

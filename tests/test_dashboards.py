@@ -252,6 +252,18 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     assert used <= jobs, "the rules select jobs the scrape config does not define"
 
 
+def test_fleet_scrape_config_passes_promtool_and_keeps_the_jobs() -> None:
+    fleet = PROM / "prometheus-fleet.yml"
+    code, out = promtool("check", "config", str(fleet))
+    assert code == 0, out
+    one, many = (yaml.safe_load(p.read_text()) for p in (PROM / "prometheus.yml", fleet))
+    assert [s["job_name"] for s in many["scrape_configs"]] == [
+        s["job_name"] for s in one["scrape_configs"]
+    ], "the alert rules select these jobs: a fleet keeps their names"
+    servers = {g["labels"]["server"] for g in many["scrape_configs"][0]["static_configs"]}
+    assert len(servers) == 3
+
+
 def blackbox(*args: str) -> subprocess.CompletedProcess[str]:
     tool = _tool("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
     return subprocess.run([tool, *args], capture_output=True, text=True, timeout=30)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from gateway.audit.config import PgAuditSettings
 from gateway.errors import all_error_types
 from gateway.metrics import Metrics
+from gateway.sharedstate import SharedState
 from gateway.transforms import TRANSFORMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +49,9 @@ def test_every_transform_is_documented() -> None:
 
 def test_every_metric_is_documented() -> None:
     registry = CollectorRegistry()
-    Metrics(registry, services=["s"], backends=["b"], version="v")
+    metrics = Metrics(registry, services=["s"], backends=["b"], version="v")
+    pg = PgAuditSettings("postgresql://u@h/d", None, "s", 1, 1.0, 1.0)
+    metrics.on_shared_state(SharedState(pg, fail_closed=True))
     names = {m.name for m in registry.collect()}
     names |= {"lc2_gateway_backend_pool_connections", "lc2_gateway_backend_pool_in_use",
               "lc2_gateway_audit_queue_depth"}

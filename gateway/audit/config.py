@@ -40,6 +40,7 @@ __all__ = [
     "default_instance",
     "load_calendar",
     "load_holidays",
+    "pg_settings",
 ]
 
 ProblemSink = Callable[[tuple[str | int, ...], str], None]
@@ -190,6 +191,18 @@ class PgAuditSettings:
     pool_size: int
     connect_timeout: float
     command_timeout: float
+
+
+def pg_settings(pg: PostgresAuditConfig) -> PgAuditSettings:
+    """A PostgreSQL connection's settings (the audit store's, the shared state store's)."""
+    return PgAuditSettings(
+        dsn=pg.dsn,
+        password=None if pg.password is None else pg.password.get_secret_value(),
+        schema=pg.db_schema,
+        pool_size=pg.pool_size,
+        connect_timeout=pg.connect_timeout,
+        command_timeout=pg.command_timeout,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,16 +406,7 @@ def build_audit_settings(
         synchronous=cfg.synchronous,
         commit_timeout=cfg.commit_timeout,
         store=cfg.store,
-        postgresql=None
-        if pg is None
-        else PgAuditSettings(
-            dsn=pg.dsn,
-            password=None if pg.password is None else pg.password.get_secret_value(),
-            schema=pg.db_schema,
-            pool_size=pg.pool_size,
-            connect_timeout=pg.connect_timeout,
-            command_timeout=pg.command_timeout,
-        ),
+        postgresql=None if pg is None else pg_settings(pg),
         instance=cfg.instance or default_instance(),
         seal_seed=_seal_seed(cfg, seal_path, create_key_file, problem),
         seal_key_path=None if cfg.seal_key is not None else seal_path,

@@ -34,7 +34,7 @@ from gateway.audit.seal import SEAL_COLUMNS, Seal
 from gateway.audit.store import SqlReader, StoreError, quoted
 from gateway.audit.store_sqlite import SCHEMA_VERSION, KeyMismatch
 
-__all__ = ["PgSyncStore", "PostgresWriterStore", "pg_ddl"]
+__all__ = ["PgSyncStore", "PostgresWriterStore", "create_pool", "pg_ddl"]
 
 T = TypeVar("T")
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -89,6 +89,20 @@ def _dollars(sql: str) -> str:
     return _Q.sub(repl, sql)
 
 
+async def create_pool(pg: PgAuditSettings, **options: Any) -> asyncpg.Pool:
+    """A pool on ``pg``'s settings (the audit store's, the shared state store's)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        pg.dsn,
+        password=pg.password,
+        min_size=1,
+        max_size=pg.pool_size,
+        timeout=pg.connect_timeout,
+        command_timeout=pg.command_timeout,
+        **options,
+    )
+    return pool
+
+
 async def _prepare(conn: asyncpg.Connection, schema: str, fingerprint: str) -> None:
     t = _tables(schema)
     async with conn.transaction():
@@ -132,14 +146,7 @@ class PostgresWriterStore:
 
     async def _ensure(self) -> asyncpg.Pool:
         if self._pool is None:
-            pool = await asyncpg.create_pool(
-                self.pg.dsn,
-                password=self.pg.password,
-                min_size=1,
-                max_size=self.pg.pool_size,
-                timeout=self.pg.connect_timeout,
-                command_timeout=self.pg.command_timeout,
-            )
+            pool = await create_pool(self.pg)
             try:
                 async with pool.acquire() as conn:
                     await _prepare(conn, self.pg.schema, self._fingerprint)

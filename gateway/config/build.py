@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from gateway.adapter import BackendLimits, OptionsModel, PrepareError
-from gateway.audit.config import build_audit_settings
+from gateway.audit.config import build_audit_settings, pg_settings
 from gateway.config.consumers import build_consumers, check_status_users, with_policies
 from gateway.config.loader import ConfigError, LoadedYaml, Path_, Problem, load_yaml
 from gateway.config.models import (
@@ -25,7 +25,7 @@ from gateway.config.models import (
     ServiceConfig,
 )
 from gateway.config.problems import Problems, loc
-from gateway.config.runtime import Backend, Service, Settings
+from gateway.config.runtime import Backend, Service, Settings, StateSettings
 from gateway.normalise import Mapper, MappingConfigError, compile_mapping
 from gateway.params import compile_param
 from gateway.registry import UnknownAdapter, get_factory
@@ -324,6 +324,12 @@ def build_settings(loaded: LoadedYaml, *, create_key_file: bool = True) -> Setti
         ),
         shutdown_timeout=cfg.shutdown_timeout,
         security=security,
+        state=StateSettings(
+            postgresql=pg_settings(cfg.state.postgresql)
+            if cfg.state.store == "postgresql" and cfg.state.postgresql is not None
+            else None,
+            fail_closed=cfg.state.on_unreachable == "fail_closed",
+        ),
         lookups=cfg.lookups,
     )
 

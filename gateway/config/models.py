@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.audit.config import AuditConfig
+from gateway.audit.config import AuditConfig, PostgresAuditConfig
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -439,6 +439,38 @@ class MaintenanceConfig(_Model):
     )
 
 
+class PostgresStateConfig(PostgresAuditConfig):
+    """The connection to the shared state store; same fields as the audit store's."""
+
+    db_schema: str = Field(default="lc2_state", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    pool_size: int = Field(default=4, ge=1, le=50)
+    # a quota decision waits at most this long before the fail mode applies
+    connect_timeout: float = Field(default=2.0, gt=0, le=120)
+    command_timeout: float = Field(default=2.0, gt=0, le=600)
+
+
+class StateConfig(_Model):
+    """Where counters and switches that must be exact across processes live.
+
+    ``sqlite`` (the default): the quota file, shared by the workers of one machine.
+    ``postgresql``: one store for every gateway of a fleet.
+    """
+
+    store: Literal["sqlite", "postgresql"] = "sqlite"
+    postgresql: PostgresStateConfig | None = None
+    on_unreachable: Literal["fail_closed", "fail_open"] = Field(
+        default="fail_open",
+        description="fail_closed refuses calls that need a quota decision while the store "
+        "is unreachable; fail_open serves them uncounted",
+    )
+
+    @model_validator(mode="after")
+    def _needs_connection(self) -> StateConfig:
+        if self.store == "postgresql" and self.postgresql is None:
+            raise ValueError("store: postgresql needs a postgresql: block (dsn, password)")
+        return self
+
+
 class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access: bool = True
@@ -458,6 +490,7 @@ class GatewayConfig(_Model):
     limits: LimitsConfig = LimitsConfig()
     security: SecurityConfig = SecurityConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    state: StateConfig = StateConfig()
     shutdown_timeout: float = Field(
         default=15.0, gt=0, le=600, description="seconds running calls get to finish on stop"
     )

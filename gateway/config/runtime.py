@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.adapter import AdapterFactory, BackendLimits, OptionsModel, Row
-from gateway.audit.config import AuditSettings
+from gateway.audit.config import AuditSettings, PgAuditSettings
 from gateway.auth import Consumer
 from gateway.config.models import (
     AdminConfig,
@@ -72,6 +72,12 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSettings:
+    postgresql: PgAuditSettings | None  # None: the SQLite quota file of this machine
+    fail_closed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     source: str
     version: str  # short digest of the file, shown in health and metrics
@@ -87,4 +93,5 @@ class Settings:
     maintenance_file: Path | None
     shutdown_timeout: float
     security: SecuritySettings = DEFAULT_SECURITY
+    state: StateSettings = StateSettings(None, False)
     lookups: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
