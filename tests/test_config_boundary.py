@@ -32,6 +32,7 @@ _BY_DESIGN = {
 _NOT_YET = {
     ("AuditSettings", "AuditConfig"),
     ("PgAuditSettings", "PostgresAuditConfig"),
+    ("PgAuditSettings", "PostgresStateConfig"),  # the shared state store connects likewise
     ("ReportSettings", "ReportConfig"),
     ("FieldMap", "FieldConfig"),  # the compiled output mapping (gateway/normalise.py)
 }
