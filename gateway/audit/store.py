@@ -17,6 +17,7 @@ qualified table names.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,10 @@ class SqlReader:
         return self._rows(self._sql(sql), params)
 
     def close(self) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Every read inside sees the store as of one moment, whatever is appended meanwhile."""
         raise NotImplementedError
 
     # -- chain structure ---------------------------------------------------------

@@ -21,8 +21,9 @@ loop (the command line, the sealing thread): it owns a private event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -289,6 +290,18 @@ class PgSyncStore(SqlReader):
             self._run(self._conn.close())
         finally:
             self._loop.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        # REPEATABLE READ: every statement of the transaction sees the snapshot its
+        # first statement took, whatever the instances commit meanwhile.
+        tx = self._conn.transaction(isolation="repeatable_read", readonly=True)
+        self._run(tx.start())
+        try:
+            yield
+        finally:
+            with contextlib.suppress(StoreError):
+                self._run(tx.rollback())
 
     def prepare(self, fingerprint: str) -> None:
         self._run(_prepare(self._conn, self.pg.schema, fingerprint))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -153,6 +153,20 @@ class SqliteStore(SqlReader):
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
         self._turns.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        # One read transaction: in WAL mode it reads one snapshot of the file from its
+        # first SELECT to its end; the writers go on appending beside it.
+        try:
+            self.conn.execute("BEGIN DEFERRED")
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit store {self.path}: {exc}") from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("COMMIT")
 
     def _transaction(self, fn: Callable[[], T]) -> T:
         with self._turns.taken():  # every writer of the file queues (see gateway/turns.py)
