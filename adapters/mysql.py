@@ -49,6 +49,7 @@ from gateway.adapter import (
     OptionsModel,
     PoolStats,
     Row,
+    time_left,
 )
 
 __all__ = ["FACTORY", "MysqlAdapter", "MysqlFactory", "MysqlOptions"]
@@ -240,18 +241,15 @@ class MysqlAdapter:
         if self._closed or pool is None:
             raise BackendUnavailable("adapter closed" if self._closed else "adapter not opened")
         try:
-            async with asyncio.timeout(self._limits.acquire_timeout):
+            async with asyncio.timeout(wait := time_left(self._limits.acquire_timeout)):
                 conn: Connection = await pool.acquire()
         except TimeoutError:
             if self._active >= self._limits.pool_size:
                 raise BackendBusy(
-                    f"all {self._limits.pool_size} connections busy for "
-                    f"{self._limits.acquire_timeout:g}s"
+                    f"all {self._limits.pool_size} connections busy for {wait:.3g}s"
                 ) from None
             # The pool had room: the time went into connecting to the server.
-            raise BackendUnavailable(
-                f"could not connect within {self._limits.acquire_timeout:g}s"
-            ) from None
+            raise BackendUnavailable(f"could not connect within {wait:.3g}s") from None
         except RuntimeError:  # "Cannot acquire connection after closing pool"
             raise BackendUnavailable("adapter closed") from None
         except (MySQLError, OSError) as exc:
@@ -286,8 +284,9 @@ class MysqlAdapter:
         self._active += 1
         thread_id: int | None = conn.thread_id()
         clean = True
+        timeout = time_left(self._limits.query_timeout)
         try:
-            async with asyncio.timeout(self._limits.query_timeout):
+            async with asyncio.timeout(timeout):
                 if self._late_init is not None and conn not in self._initialised:
                     await conn.cursor().execute(self._late_init)
                     self._initialised.add(conn)
@@ -303,7 +302,7 @@ class MysqlAdapter:
         except TimeoutError:
             clean = False
             self._abandon(conn, thread_id)
-            raise BackendTimeout(f"query exceeded {self._limits.query_timeout:g}s") from None
+            raise BackendTimeout(f"query exceeded {timeout:.3g}s") from None
         except asyncio.CancelledError:
             clean = False
             self._abandon(conn, thread_id)

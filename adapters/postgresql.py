@@ -41,6 +41,7 @@ from gateway.adapter import (
     OptionsModel,
     PoolStats,
     Row,
+    time_left,
 )
 
 __all__ = ["FACTORY", "PostgresAdapter", "PostgresFactory", "PostgresOptions"]
@@ -223,18 +224,15 @@ class PostgresAdapter:
         try:
             # asyncio.timeout, not acquire(timeout=): asyncpg would run the acquisition
             # through wait_for, one more task and loop turn for every call
-            async with asyncio.timeout(self._limits.acquire_timeout):
+            async with asyncio.timeout(wait := time_left(self._limits.acquire_timeout)):
                 return pool, await pool.acquire()
         except TimeoutError:
             if self._active >= self._limits.pool_size:
                 raise BackendBusy(
-                    f"all {self._limits.pool_size} connections busy for "
-                    f"{self._limits.acquire_timeout:g}s"
+                    f"all {self._limits.pool_size} connections busy for {wait:.3g}s"
                 ) from None
             # The pool had room: the time went into connecting to the server.
-            raise BackendUnavailable(
-                f"could not connect within {self._limits.acquire_timeout:g}s"
-            ) from None
+            raise BackendUnavailable(f"could not connect within {wait:.3g}s") from None
         except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Whatever fails while connecting (refused, auth, no database, too
             # many connections, shutting down, a DSN asyncpg can not parse)
@@ -243,17 +241,18 @@ class PostgresAdapter:
 
     async def _run(
         self,
-        call: Callable[[asyncpg.Connection], Awaitable[_T]],
+        call: Callable[[asyncpg.Connection, float], Awaitable[_T]],
         args: Sequence[object],
     ) -> _T:
         pool, conn = await self._acquire()
         self._active += 1
         timed_out = False
+        timeout = time_left(self._limits.query_timeout)
         try:
-            return await call(conn)
+            return await call(conn, timeout)
         except TimeoutError:
             timed_out = True
-            raise BackendTimeout(f"query exceeded {self._limits.query_timeout:g}s") from None
+            raise BackendTimeout(f"query exceeded {timeout:.3g}s") from None
         except asyncpg.QueryCanceledError as exc:  # statement_timeout or a DBA's cancel
             raise BackendTimeout(_describe(exc, args)) from None
         except _UNAVAILABLE as exc:
@@ -294,10 +293,9 @@ class PostgresAdapter:
     async def fetch(self, operation: Any, params: Mapping[str, object]) -> Sequence[Row]:
         op: CompiledQuery = operation
         args = op.bind(dict(params))
-        timeout = self._limits.query_timeout
 
-        async def call(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            records: list[asyncpg.Record] = await conn.fetch(op.sql, *args, timeout=timeout)
+        async def call(conn: asyncpg.Connection, limit: float) -> list[asyncpg.Record]:
+            records: list[asyncpg.Record] = await conn.fetch(op.sql, *args, timeout=limit)
             return records
 
         records = await self._run(call, args)
@@ -309,11 +307,10 @@ class PostgresAdapter:
         return [dict(r.items()) for r in records[: op.max_rows]]
 
     async def probe(self) -> None:
-        timeout = self._limits.query_timeout
         query = self._options.probe_query
 
-        async def call(conn: asyncpg.Connection) -> object:
-            return await conn.fetchval(query, timeout=timeout)
+        async def call(conn: asyncpg.Connection, limit: float) -> object:
+            return await conn.fetchval(query, timeout=limit)
 
         await self._run(call, ())
 

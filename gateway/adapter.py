@@ -22,11 +22,16 @@ answer with documents: fault 502, rejected 400, no record 404, bad response
 502, TLS 502), so the gateway answers consistently whatever the backend.
 Timeouts are enforced inside the adapter because only the driver knows how to
 cancel work on the server (asyncpg cancels the query, SQLite interrupts it).
+Each wait takes :func:`time_left` of its limit: a call's slot wait, connection
+wait and query share one budget that the guard sets (see gateway/guard.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -61,9 +66,34 @@ __all__ = [
     "PoolStats",
     "PrepareError",
     "Row",
+    "time_budget",
+    "time_left",
 ]
 
 Row = Mapping[str, object]
+
+
+# The loop time by which the current call must be answered; None outside a call (probes).
+_deadline: ContextVar[float | None] = ContextVar("lc2_gateway_call_deadline", default=None)
+_FLOOR = 0.001  # a spent budget still lets a wait start, so it fails the way it always does
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Every wait of the call inside shares ``seconds`` (see :func:`time_left`)."""
+    token = _deadline.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def time_left(limit: float) -> float:
+    """``limit``, or what is left of the current call's budget if that is less."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return limit
+    return max(_FLOOR, min(limit, deadline - asyncio.get_running_loop().time()))
 
 
 class OptionsModel(BaseModel):

@@ -121,6 +121,7 @@ def _guard(rt: Runtime, backend: Backend, adapter: Adapter) -> BackendGuard:
         ),
         budget=RetryBudget(backend.retry_budget),
         retries=backend.retry_attempts,
+        time_budget=max(backend.limits.acquire_timeout, backend.limits.query_timeout),
     )
 
 
