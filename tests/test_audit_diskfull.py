@@ -10,9 +10,12 @@ next audit commit fail with SQLITE_FULL exactly as a full disk does.
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -90,6 +93,96 @@ def test_disk_full_fails_closed_and_recovers_by_itself(tmp_path: Path) -> None:
             "audit", "verify", "--sqlite", str(copy / "audit.sqlite"), "--public-key", str(public)
         )
         assert code == 0, out
+
+
+FREED = 768 * 1024  # a modest amount, well under the 4 MiB a WAL grows to between checkpoints
+SERVED_AGAIN = 200  # calls in a row answered 200 after the space came back
+
+
+class _Calls:
+    """A few client threads calling without pause; every answer kept with its time."""
+
+    def __init__(self, port: int, clients: int = 4, limit: float = 60.0) -> None:
+        self.port = port
+        self.answers: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + limit  # stops itself whatever happens
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        path = f"/api/v1/fisher?personalId={PEOPLE[0]['pid']}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                conn.request("GET", path, headers=lc2_headers())
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                status = 0
+            with self._lock:
+                self.answers.append((time.monotonic(), status))
+        conn.close()
+
+    def since(self, t: float) -> list[int]:
+        with self._lock:
+            return [s for at, s in self.answers if at >= t]
+
+    def __enter__(self) -> _Calls:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=15)
+
+
+def _streak(statuses: list[int]) -> int:
+    best = run = 0
+    for s in statuses:
+        run = run + 1 if s == 200 else 0
+        best = max(best, run)
+    return best
+
+
+def test_a_small_volume_filled_under_load_serves_again_once_a_little_is_freed(
+    tmp_path: Path,
+) -> None:
+    """Freeing 768 KiB of a full 2 MiB volume is enough: no restart, no larger volume."""
+    with served_on_small_disk(tmp_path) as (gw, port, store), _Calls(port) as calls:
+        deadline = time.monotonic() + 10
+        while len(calls.since(0)) < 50:
+            assert time.monotonic() < deadline, gw.output()
+            time.sleep(0.05)
+        filler = fill_disk(store)
+        full = time.monotonic()
+        while 503 not in calls.since(full):
+            assert time.monotonic() < full + 10, "the gateway kept answering with a full disk"
+            time.sleep(0.05)
+        os.truncate(filler, max(0, filler.stat().st_size - FREED))
+        freed = time.monotonic()
+        while _streak(calls.since(freed)) < SERVED_AGAIN:
+            after = calls.since(freed)
+            assert time.monotonic() < freed + 15, (
+                f"{len(after)} calls since {FREED // 1024} KiB were freed, "
+                f"{after.count(200)} answered 200, longest run {_streak(after)}: "
+                f"{gw.output()[-2000:]}"
+            )
+            time.sleep(0.05)
+        first = next(at for at, s in calls.answers if at >= freed and s == 200)
+        print(f"served again {first - freed:.2f}s after {FREED // 1024} KiB were freed")
+        _, metrics = _get(f"http://127.0.0.1:{gw.admin}/metrics")
+        free = [
+            float(line.split()[-1])
+            for line in metrics.decode().splitlines()
+            if line.startswith("lc2_gateway_audit_volume_free_bytes ")
+        ]
+        assert free and 0 <= free[0] < 2 * 1024 * 1024, free
 
 
 def test_the_mount_is_private_to_the_gateway(tmp_path: Path) -> None:

@@ -228,6 +228,9 @@ class PostgresWriterStore:
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
 
+    def free_bytes(self) -> None:
+        return None  # the database server's disk is its own operator's to watch
+
     def close(self) -> None:
         if self._loop is None:
             return

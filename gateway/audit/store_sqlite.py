@@ -16,6 +16,7 @@ or not at all.  That is why a torn last batch never breaks the chain.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,6 +33,10 @@ __all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
 T = TypeVar("T")
 SCHEMA_VERSION = "2"
 _WAL_KEPT = 64 * 1024 * 1024  # bytes of WAL file kept after a checkpoint
+# Below this much free space on the audit volume the WAL is emptied (checkpoint, truncate)
+# after every commit: between automatic checkpoints it grows to about 4 MiB (1000 pages),
+# which a nearly full volume can not hold, and it would eat whatever space is freed.
+LOW_SPACE = 64 * 1024 * 1024
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS audit_log (
@@ -167,6 +172,11 @@ class SqliteStore(SqlReader):
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Committed WAL into the file, the WAL truncated; a partial one when readers hold it."""
+        with contextlib.suppress(sqlite3.Error):  # at worst the WAL stays as it is
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _transaction(self, fn: Callable[[], T]) -> T:
         with self._turns.taken():  # every writer of the file queues (see gateway/turns.py)
@@ -356,6 +366,9 @@ class SqliteWriterStore:
         if self._store is None:
             store = SqliteStore.open(self.path, synchronous=self.synchronous, create=True)
             try:
+                # After a failure (a full disk): the committed WAL into the file and the WAL
+                # cut to nothing, so the space freed goes to new records first.
+                store.checkpoint()
                 store.prepare(self._fingerprint, self.chain, self.segmenter)
             except BaseException:
                 store.close()
@@ -378,10 +391,22 @@ class SqliteWriterStore:
         self._guarded(lambda s: None)
 
     def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
-        return self._guarded(lambda s: s.append(take, self.chain, self.segmenter))
+        head = self._guarded(lambda s: s.append(take, self.chain, self.segmenter))
+        free = self.free_bytes()
+        if free is not None and free < LOW_SPACE and self._store is not None:
+            self._store.checkpoint()
+        return head
 
     def probe(self, now: str) -> None:
         self._guarded(lambda s: s.probe(self.chain, now))
+
+    def free_bytes(self) -> int | None:
+        """Free space on the store's volume for an unprivileged writer; None if unknown."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
 
     def close(self) -> None:
         if self._store is not None:

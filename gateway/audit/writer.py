@@ -85,6 +85,8 @@ class _Store(Protocol):
 
     def probe(self, now: str) -> None: ...
 
+    def free_bytes(self) -> int | None: ...
+
     def close(self) -> None: ...
 
     def reader(self) -> _SealingReader: ...
@@ -123,6 +125,7 @@ class _SealState:
 
 
 _STOP = object()  # handed to the thread by close(): write what is left, then end
+_SPACE_EVERY = 10.0  # seconds: how often an idle writer looks at the free space
 
 
 class AuditWriter:
@@ -154,6 +157,7 @@ class AuditWriter:
         self.unconfirmed = 0  # fail-open: calls answered before their record was committed
         self.lost = 0  # fail-open: records dropped because the backlog was full
         self.head: Head | None = None
+        self.free_bytes: int | None = None  # on the audit volume, as the thread last saw it
         self.seal = _SealState()
 
     def _make_store(self) -> _Store:
@@ -219,6 +223,7 @@ class AuditWriter:
             "failClosed": self.fail_closed,
             "chain": self.chain,
             "headSeq": None if self.head is None else self.head.seq,
+            "volumeFreeBytes": self.free_bytes,
             "queue": self.queue_depth,
             "unconfirmed": self.unconfirmed,
             "lost": self.lost,
@@ -334,6 +339,7 @@ class AuditWriter:
                 self._store.close()
             self._report(_resolve, opened, exc)
             return
+        self.free_bytes = self._store.free_bytes()
         self._report(_resolve, opened, None)
         try:
             self._serve()
@@ -350,11 +356,15 @@ class AuditWriter:
         while True:
             first: list[_Entry] | object = []
             if not carry:
-                idle = None if self.healthy and not backlog else self._settings.retry_interval
+                ok = self.healthy and not backlog
+                idle = _SPACE_EVERY if ok else self._settings.retry_interval
                 try:
                     first = self._inbox.get(timeout=idle)
                 except queue.Empty:
-                    self._recover(backlog)
+                    if ok:
+                        self.free_bytes = self._store.free_bytes()  # for the metric
+                    else:
+                        self._recover(backlog)
                     continue
             batch, carry, stop = self._gather(carry, first, limit)
             if stop:
@@ -435,6 +445,7 @@ class AuditWriter:
             return False, self.last_error, taken[0] or len(old) + len(entries), perf_counter() - t0
         if head is not None:
             self.head = head
+        self.free_bytes = self._store.free_bytes()
         self._recovered()
         return True, None, taken[0], perf_counter() - t0
 
