@@ -290,3 +290,36 @@ async def test_concurrent_writers_and_sealers_agree_on_postgresql(
     assert (await acli("audit", "seal", "-c", str(config), "--include-open"))[0] == 0
     code, out, _ = await acli("audit", "verify", "-c", str(config))
     assert code == 0, out
+
+
+async def test_a_commit_that_outlives_its_timeout_is_not_recorded_as_served_on_postgresql(
+    tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Told 503, recorded 200: never. The transaction that overran is rolled back."""
+    import gateway.audit.store_postgres as store_postgres
+    from tests.test_audit_writer import slow_link
+
+    schema = _schema()
+    config = _pg_config(tmp_path, pg_server, schema, commit_timeout=0.3)
+    s = settings(config)
+    w = AuditWriter(s.audit, s.services)
+    await w.start()
+    slow_link(monkeypatch, store_postgres, 0.8)  # longer than two commit timeouts
+    try:
+        with pytest.raises(AuditUnavailable):
+            await w.commit(call(time.time(), request_id="overran"))
+    finally:
+        monkeypatch.undo()
+    await w.commit(call(time.time(), request_id="after"))
+    await w.close()
+    conn = await asyncpg.connect(pg_server.dsn)
+    try:
+        rows = [
+            tuple(r)
+            for r in await conn.fetch(
+                f'SELECT request_id, status FROM "{schema}".audit_log ORDER BY seq'
+            )
+        ]
+    finally:
+        await conn.close()
+    assert ("overran", 200) not in rows and rows[-1] == ("after", 200), rows

@@ -28,6 +28,7 @@ from gateway.audit.seal import SEAL_COLUMNS, Seal
 
 __all__ = [
     "ALL_COLUMNS",
+    "LateCommit",
     "SegmentSpan",
     "SqlReader",
     "StoreError",
@@ -38,6 +39,10 @@ __all__ = [
 
 class StoreError(Exception):
     """The store can not be reached or written; the message is safe to show."""
+
+
+class LateCommit(Exception):
+    """A batch reached its commit after its callers' deadline: rolled back, not committed."""
 
 
 def quoted(columns: Sequence[str]) -> str:

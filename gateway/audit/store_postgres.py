@@ -32,7 +32,7 @@ from gateway.audit.chain import GENESIS, Head, Segmenter, link
 from gateway.audit.config import PgAuditSettings
 from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
 from gateway.audit.seal import SEAL_COLUMNS, Seal
-from gateway.audit.store import SqlReader, StoreError, quoted
+from gateway.audit.store import LateCommit, SqlReader, StoreError, quoted
 from gateway.audit.store_sqlite import SCHEMA_VERSION, KeyMismatch
 
 __all__ = ["PgSyncStore", "PostgresWriterStore", "pg_ddl"]
@@ -166,11 +166,19 @@ class PostgresWriterStore:
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
 
-    def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
-        """Append what ``take()`` returns once the chain's row is locked (see writer.py)."""
-        return self._run(self._append(take))
+    def append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], in_time: Callable[[], bool]
+    ) -> Head | None:
+        """Append what ``take()`` returns once the chain's row is locked (see writer.py).
 
-    async def _append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
+        Rolled back instead of committed, with :class:`LateCommit`, if ``in_time()`` says
+        the callers' deadline passed meanwhile.
+        """
+        return self._run(self._append(take, in_time))
+
+    async def _append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], in_time: Callable[[], bool]
+    ) -> Head | None:
         try:
             pool = await self._ensure()
             async with pool.acquire() as conn, conn.transaction():
@@ -193,6 +201,8 @@ class PostgresWriterStore:
                     new.hash,
                     new.segment,
                 )
+                if not in_time():
+                    raise LateCommit("audit commit outlived commit_timeout: rolled back")
             return new
         except _ERRORS as exc:
             raise await self._fail(exc) from exc

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from gateway.audit.chain import Head, Segmenter, link
 from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
 from gateway.audit.seal import SEAL_COLUMNS, Seal
-from gateway.audit.store import SqlReader, StoreError, quoted
+from gateway.audit.store import LateCommit, SqlReader, StoreError, quoted
 from gateway.turns import Turns
 
 __all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
@@ -262,9 +262,17 @@ class SqliteStore(SqlReader):
     # -- the writer's side -----------------------------------------------------------------
 
     def append(
-        self, take: Callable[[], Sequence[tuple[Content, float]]], chain: str, seg: Segmenter
+        self,
+        take: Callable[[], Sequence[tuple[Content, float]]],
+        in_time: Callable[[], bool],
+        chain: str,
+        seg: Segmenter,
     ) -> Head | None:
-        """Append what ``take()`` returns once the write lock is held (see writer.py)."""
+        """Append what ``take()`` returns once the write lock is held (see writer.py).
+
+        Rolled back instead of committed, with :class:`LateCommit`, if ``in_time()`` says
+        the callers' deadline passed meanwhile.
+        """
 
         def run() -> Head | None:
             items = take()
@@ -273,6 +281,8 @@ class SqliteStore(SqlReader):
             rows, new = link(self._head(chain), chain, items, seg)
             self.conn.executemany(_INSERT, rows)
             self.conn.execute(_MOVE_HEAD, (chain, new.seq, new.hash, new.segment))
+            if not in_time():
+                raise LateCommit("audit commit outlived commit_timeout: rolled back")
             return new
 
         return self._transaction(run)
@@ -390,8 +400,10 @@ class SqliteWriterStore:
         self._fingerprint = fingerprint
         self._guarded(lambda s: None)
 
-    def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
-        head = self._guarded(lambda s: s.append(take, self.chain, self.segmenter))
+    def append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], in_time: Callable[[], bool]
+    ) -> Head | None:
+        head = self._guarded(lambda s: s.append(take, in_time, self.chain, self.segmenter))
         free = self.free_bytes()
         if free is not None and free < LOW_SPACE and self._store is not None:
             self._store.checkpoint()
