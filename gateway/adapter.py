@@ -28,9 +28,8 @@ wait and query share one budget that the guard sets (see gateway/guard.py).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -66,26 +65,35 @@ __all__ = [
     "PoolStats",
     "PrepareError",
     "Row",
-    "time_budget",
+    "TimeBudget",
     "time_left",
 ]
 
 Row = Mapping[str, object]
 
 
-# The loop time by which the current call must be answered; None outside a call (probes).
+# When the current call must be answered (time.monotonic(), the clock of asyncio's loop);
+# None outside a call (health probes).
 _deadline: ContextVar[float | None] = ContextVar("lc2_gateway_call_deadline", default=None)
 _FLOOR = 0.001  # a spent budget still lets a wait start, so it fails the way it always does
 
 
-@contextlib.contextmanager
-def time_budget(seconds: float) -> Iterator[None]:
-    """Every wait of the call inside shares ``seconds`` (see :func:`time_left`)."""
-    token = _deadline.set(asyncio.get_running_loop().time() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+class TimeBudget:
+    """Every wait of the call inside shares ``seconds`` (see :func:`time_left`).
+
+    A class rather than ``@contextmanager``: it runs on every backend call.
+    """
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(time.monotonic() + self._seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.reset(self._token)
 
 
 def time_left(limit: float) -> float:
@@ -93,7 +101,7 @@ def time_left(limit: float) -> float:
     deadline = _deadline.get()
     if deadline is None:
         return limit
-    return max(_FLOOR, min(limit, deadline - asyncio.get_running_loop().time()))
+    return max(_FLOOR, min(limit, deadline - time.monotonic()))
 
 
 class OptionsModel(BaseModel):

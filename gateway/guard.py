@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from gateway.adapter import Adapter, Row, time_budget, time_left
+from gateway.adapter import Adapter, Row, TimeBudget, time_left
 from gateway.breaker import Breaker
 from gateway.errors import (
     BackendBadResponse,
@@ -121,7 +121,7 @@ class BackendGuard:
         if breaker is not None:
             breaker.before_call()
         try:
-            with time_budget(self.time_budget):
+            with TimeBudget(self.time_budget):
                 async with self.bulkhead.slot():
                     rows = await self._with_retry(operation, params)
         except (BackendRejected, BackendNoRecord):
