@@ -10,12 +10,10 @@ next audit commit fail with SQLITE_FULL exactly as a full disk does.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from gateway.audit import keys
-from tests.audit_support import MOUNT, cli, fill_disk, served_on_small_disk, sql
+from tests.audit_support import MOUNT, Calls, cli, fill_disk, served_on_small_disk, sql
 from tests.support import PEOPLE, lc2_headers
 
 
@@ -99,49 +97,6 @@ FREED = 768 * 1024  # a modest amount, well under the 4 MiB a WAL grows to betwe
 SERVED_AGAIN = 200  # calls in a row answered 200 after the space came back
 
 
-class _Calls:
-    """A few client threads calling without pause; every answer kept with its time."""
-
-    def __init__(self, port: int, clients: int = 4, limit: float = 60.0) -> None:
-        self.port = port
-        self.answers: list[tuple[float, int]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + limit  # stops itself whatever happens
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
-
-    def _run(self) -> None:
-        path = f"/api/v1/fisher?personalId={PEOPLE[0]['pid']}"
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            try:
-                conn.request("GET", path, headers=lc2_headers())
-                resp = conn.getresponse()
-                resp.read()
-                status = resp.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                status = 0
-            with self._lock:
-                self.answers.append((time.monotonic(), status))
-        conn.close()
-
-    def since(self, t: float) -> list[int]:
-        with self._lock:
-            return [s for at, s in self.answers if at >= t]
-
-    def __enter__(self) -> _Calls:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=15)
-
-
 def _streak(statuses: list[int]) -> int:
     best = run = 0
     for s in statuses:
@@ -154,7 +109,7 @@ def test_a_small_volume_filled_under_load_serves_again_once_a_little_is_freed(
     tmp_path: Path,
 ) -> None:
     """Freeing 768 KiB of a full 2 MiB volume is enough: no restart, no larger volume."""
-    with served_on_small_disk(tmp_path) as (gw, port, store), _Calls(port) as calls:
+    with served_on_small_disk(tmp_path) as (gw, port, store), Calls(port) as calls:
         deadline = time.monotonic() + 10
         while len(calls.since(0)) < 50:
             assert time.monotonic() < deadline, gw.output()
