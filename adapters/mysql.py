@@ -29,6 +29,7 @@ import contextlib
 import re
 import weakref
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import asyncmy
@@ -240,9 +241,21 @@ class MysqlAdapter:
         pool = self._pool
         if self._closed or pool is None:
             raise BackendUnavailable("adapter closed" if self._closed else "adapter not opened")
+        wait = time_left(self._limits.acquire_timeout)
+        # In a task of its own, waited for with a deadline rather than cancelled at it: a
+        # cancelled waiter of asyncmy's pool must first retake the pool's lock, which a
+        # connect to a slow server holds for as long as that connect takes.
+        getting = asyncio.ensure_future(pool.acquire())
         try:
-            async with asyncio.timeout(wait := time_left(self._limits.acquire_timeout)):
-                conn: Connection = await pool.acquire()
+            try:
+                done, _ = await asyncio.wait((getting,), timeout=wait)
+            finally:
+                if not getting.done():  # the deadline, or this call cancelled
+                    getting.cancel()
+                    getting.add_done_callback(partial(_release_late, pool))
+            if not done:
+                raise TimeoutError
+            conn: Connection = getting.result()
         except TimeoutError:
             if self._active >= self._limits.pool_size:
                 raise BackendBusy(
@@ -334,6 +347,14 @@ class MysqlAdapter:
             return PoolStats(size=0, in_use=0)
         size = int(pool.size)
         return PoolStats(size=size, in_use=size - int(pool.freesize))
+
+
+def _release_late(pool: asyncmy.Pool, getting: asyncio.Future[Connection]) -> None:
+    """A connection the pool handed out after its caller stopped waiting goes back."""
+    if getting.cancelled() or getting.exception() is not None:
+        return
+    with contextlib.suppress(Exception):
+        pool.release(getting.result())
 
 
 class MysqlFactory:
