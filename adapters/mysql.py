@@ -29,6 +29,7 @@ import contextlib
 import re
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import asyncmy
@@ -47,6 +48,7 @@ from gateway.adapter import (
     OptionsModel,
     PoolStats,
     Row,
+    time_left,
 )
 from gateway.security.redact import redact_values
 
@@ -220,11 +222,23 @@ class MysqlAdapter:
         pool = self._pool
         if self._closed or pool is None:
             raise BackendUnavailable("adapter closed" if self._closed else "adapter not opened")
+        wait = time_left(self._limits.acquire_timeout)
+        # In a task of its own, waited for with a deadline rather than cancelled at it: a
+        # cancelled waiter of asyncmy's pool must first retake the pool's lock, which a
+        # connect to a slow server holds for as long as that connect takes.
+        getting = asyncio.ensure_future(pool.acquire())
         try:
-            async with asyncio.timeout(self._limits.acquire_timeout):
-                conn: Connection = await pool.acquire()
+            try:
+                done, _ = await asyncio.wait((getting,), timeout=wait)
+            finally:
+                if not getting.done():  # the deadline, or this call cancelled
+                    getting.cancel()
+                    getting.add_done_callback(partial(_release_late, pool))
+            if not done:
+                raise TimeoutError
+            conn: Connection = getting.result()
         except TimeoutError:
-            raise self._limits.acquire_failed(self._active) from None
+            raise self._limits.acquire_failed(self._active, wait) from None
         except RuntimeError:  # "Cannot acquire connection after closing pool"
             raise BackendUnavailable("adapter closed") from None
         except (MySQLError, OSError) as exc:
@@ -271,8 +285,9 @@ class MysqlAdapter:
         self._active += 1
         thread_id: int | None = conn.thread_id()
         clean = True
+        timeout = time_left(self._limits.query_timeout)
         try:
-            async with asyncio.timeout(self._limits.query_timeout):
+            async with asyncio.timeout(timeout):
                 if self._late_init is not None and conn not in self._initialised:
                     await conn.cursor().execute(self._late_init)
                     self._initialised.add(conn)
@@ -288,7 +303,7 @@ class MysqlAdapter:
         except TimeoutError:
             clean = False
             self._abandon(conn, thread_id)
-            raise BackendTimeout(f"query exceeded {self._limits.query_timeout:g}s") from None
+            raise BackendTimeout(f"query exceeded {timeout:.3g}s") from None
         except asyncio.CancelledError:
             clean = False
             self._abandon(conn, thread_id)
@@ -366,6 +381,14 @@ class MysqlAdapter:
             return PoolStats(size=0, in_use=0)
         size = int(pool.size)
         return PoolStats(size=size, in_use=size - int(pool.freesize))
+
+
+def _release_late(pool: asyncmy.Pool, getting: asyncio.Future[Connection]) -> None:
+    """A connection the pool handed out after its caller stopped waiting goes back."""
+    if getting.cancelled() or getting.exception() is not None:
+        return
+    with contextlib.suppress(Exception):
+        pool.release(getting.result())
 
 
 class MysqlFactory:

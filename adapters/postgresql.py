@@ -40,6 +40,7 @@ from gateway.adapter import (
     OptionsModel,
     PoolStats,
     Row,
+    time_left,
 )
 from gateway.security.redact import redact_values
 
@@ -203,10 +204,10 @@ class PostgresAdapter:
         try:
             # asyncio.timeout, not acquire(timeout=): asyncpg would run the acquisition
             # through wait_for, one more task and loop turn for every call
-            async with asyncio.timeout(self._limits.acquire_timeout):
+            async with asyncio.timeout(wait := time_left(self._limits.acquire_timeout)):
                 return pool, await pool.acquire()
         except TimeoutError:
-            raise self._limits.acquire_failed(self._active) from None
+            raise self._limits.acquire_failed(self._active, wait) from None
         except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Whatever fails while connecting (refused, auth, no database, too
             # many connections, shutting down, a DSN asyncpg can not parse)
@@ -215,17 +216,18 @@ class PostgresAdapter:
 
     async def _run(
         self,
-        call: Callable[[asyncpg.Connection], Awaitable[_T]],
+        call: Callable[[asyncpg.Connection, float], Awaitable[_T]],
         args: Sequence[object],
     ) -> _T:
         pool, conn = await self._acquire()
         self._active += 1
         timed_out = False
+        timeout = time_left(self._limits.query_timeout)
         try:
-            return await call(conn)
+            return await call(conn, timeout)
         except TimeoutError:
             timed_out = True
-            raise BackendTimeout(f"query exceeded {self._limits.query_timeout:g}s") from None
+            raise BackendTimeout(f"query exceeded {timeout:.3g}s") from None
         except asyncpg.QueryCanceledError as exc:  # statement_timeout or a DBA's cancel
             raise BackendTimeout(_describe(exc, args)) from None
         except _UNAVAILABLE as exc:
@@ -266,10 +268,9 @@ class PostgresAdapter:
     async def fetch(self, operation: Any, params: Mapping[str, object]) -> Sequence[Row]:
         op: CompiledQuery = operation
         args = op.bind(dict(params))
-        timeout = self._limits.query_timeout
 
-        async def call(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            records: list[asyncpg.Record] = await conn.fetch(op.sql, *args, timeout=timeout)
+        async def call(conn: asyncpg.Connection, limit: float) -> list[asyncpg.Record]:
+            records: list[asyncpg.Record] = await conn.fetch(op.sql, *args, timeout=limit)
             return records
 
         records = await self._run(call, args)
@@ -306,23 +307,22 @@ class PostgresAdapter:
             if not done:
                 conn.terminate()  # a statement stopped half-way: never back to the pool
             await self._release(pool, conn)
+
     async def result_columns(self, operation: Any) -> list[str]:
         op: CompiledQuery = operation
-        timeout = self._limits.query_timeout
 
-        async def call(conn: asyncpg.Connection) -> list[str]:
+        async def call(conn: asyncpg.Connection, limit: float) -> list[str]:
             # a prepared statement describes its result; nothing is executed
-            stmt = await conn.prepare(op.sql, timeout=timeout)
+            stmt = await conn.prepare(op.sql, timeout=limit)
             return [a.name for a in stmt.get_attributes()]
 
         return await self._run(call, ())
 
     async def probe(self) -> None:
-        timeout = self._limits.query_timeout
         query = self._options.probe_query
 
-        async def call(conn: asyncpg.Connection) -> object:
-            return await conn.fetchval(query, timeout=timeout)
+        async def call(conn: asyncpg.Connection, limit: float) -> object:
+            return await conn.fetchval(query, timeout=limit)
 
         await self._run(call, ())
 

@@ -30,6 +30,7 @@ from gateway.adapter import (
     OptionsModel,
     PoolStats,
     Row,
+    time_left,
 )
 
 __all__ = ["FACTORY", "SqliteAdapter", "SqliteFactory", "SqliteOptions"]
@@ -114,7 +115,7 @@ class SqliteAdapter:
         if self._closed:
             raise BackendUnavailable("adapter closed")
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._limits.acquire_timeout)
+            await asyncio.wait_for(self._slots.acquire(), time_left(self._limits.acquire_timeout))
         except TimeoutError:
             raise BackendBusy("no free connection within acquire_timeout") from None
         self._in_use += 1
@@ -142,12 +143,13 @@ class SqliteAdapter:
                 async with conn.execute(sql, args) as cur:
                     return list(await cur.fetchmany(max_rows))
 
+            timeout = time_left(self._limits.query_timeout)
             try:
-                async with asyncio.timeout(self._limits.query_timeout):
+                async with asyncio.timeout(timeout):
                     return await query()
             except TimeoutError:
                 await conn.interrupt()  # stops the query in SQLite's own thread
-                raise BackendTimeout(f"query exceeded {self._limits.query_timeout:g}s") from None
+                raise BackendTimeout(f"query exceeded {timeout:.3g}s") from None
             except sqlite3.OperationalError as exc:
                 if "unable to open" in str(exc) or "no such table" in str(exc):
                     raise BackendUnavailable(f"sqlite: {exc}") from None

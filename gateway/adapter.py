@@ -22,11 +22,15 @@ answer with documents: fault 502, rejected 400, no record 404, bad response
 502, TLS 502), so the gateway answers consistently whatever the backend.
 Timeouts are enforced inside the adapter because only the driver knows how to
 cancel work on the server (asyncpg cancels the query, SQLite interrupts it).
+Each wait takes :func:`time_left` of its limit: a call's slot wait, connection
+wait and query share one budget that the guard sets (see gateway/guard.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -63,9 +67,43 @@ __all__ = [
     "PrepareError",
     "Row",
     "StreamingAdapter",
+    "TimeBudget",
+    "time_left",
 ]
 
 Row = Mapping[str, object]
+
+
+# When the current call must be answered (time.monotonic(), the clock of asyncio's loop);
+# None outside a call (health probes).
+_deadline: ContextVar[float | None] = ContextVar("lc2_gateway_call_deadline", default=None)
+_FLOOR = 0.001  # a spent budget still lets a wait start, so it fails the way it always does
+
+
+class TimeBudget:
+    """Every wait of the call inside shares ``seconds`` (see :func:`time_left`).
+
+    A class rather than ``@contextmanager``: it runs on every backend call.
+    """
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(time.monotonic() + self._seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.reset(self._token)
+
+
+def time_left(limit: float) -> float:
+    """``limit``, or what is left of the current call's budget if that is less."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return limit
+    return max(_FLOOR, min(limit, deadline - time.monotonic()))
 
 
 class OptionsModel(BaseModel):
@@ -90,17 +128,19 @@ class BackendLimits:
     acquire_timeout: float
     query_timeout: float
 
-    def acquire_failed(self, active: int) -> BackendBusy | BackendUnavailable:
-        """The error for no connection within ``acquire_timeout``, ``active`` calls running.
+    def acquire_failed(
+        self, active: int, waited: float | None = None
+    ) -> BackendBusy | BackendUnavailable:
+        """The error for no connection within the wait (``acquire_timeout``, or what was left
+        of the call's budget: ``waited``), ``active`` calls running.
 
         Busy when every connection of the pool was in use; otherwise the pool had room and
         the time went into connecting to the server, which is unavailable.
         """
+        wait = self.acquire_timeout if waited is None else waited
         if active >= self.pool_size:
-            return BackendBusy(
-                f"all {self.pool_size} connections busy for {self.acquire_timeout:g}s"
-            )
-        return BackendUnavailable(f"could not connect within {self.acquire_timeout:g}s")
+            return BackendBusy(f"all {self.pool_size} connections busy for {wait:.3g}s")
+        return BackendUnavailable(f"could not connect within {wait:.3g}s")
 
 
 @dataclass(frozen=True, slots=True)

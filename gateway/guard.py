@@ -1,5 +1,9 @@
 """What stands between the pipeline and an adapter: bulkhead, breaker, retry budget.
 
+* One time budget per call, ``max(acquire_timeout, query_timeout)``: the
+  slot wait, the connection wait, the query and a retry all take from it
+  (:func:`gateway.adapter.time_left`), so a call is answered within it
+  whatever the backend does.
 * Bulkhead: at most ``max_concurrency`` calls in the backend and at most
   ``max_queue`` waiting, each for at most ``acquire_timeout``; beyond that the
   caller gets 503 at once.  One slow legacy system can then hold only its own
@@ -19,7 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from gateway.adapter import Adapter, Row
+from gateway.adapter import Adapter, Row, TimeBudget, time_left
 from gateway.breaker import Breaker
 from gateway.errors import (
     BackendBadResponse,
@@ -57,7 +61,7 @@ class Bulkhead:
             self.waiting += 1
             try:
                 # asyncio.timeout, not wait_for: no task per waiting call
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(time_left(self.timeout)):
                     await self._sem.acquire()
             except TimeoutError:
                 raise BackendBusy(f"no free slot within {self.timeout:g}s") from None
@@ -101,6 +105,7 @@ class BackendGuard:
         bulkhead: Bulkhead,
         budget: RetryBudget,
         retries: int,
+        time_budget: float,
     ) -> None:
         self.name = name
         self.adapter = adapter
@@ -108,6 +113,7 @@ class BackendGuard:
         self.bulkhead = bulkhead
         self.budget = budget
         self.retries = retries
+        self.time_budget = time_budget
         self.retried = 0  # read by metrics at scrape time
 
     async def fetch(self, operation: Any, params: Mapping[str, object]) -> Sequence[Row]:
@@ -115,8 +121,9 @@ class BackendGuard:
         if breaker is not None:
             breaker.before_call()
         try:
-            async with self.bulkhead.slot():
-                rows = await self._with_retry(operation, params)
+            with TimeBudget(self.time_budget):
+                async with self.bulkhead.slot():
+                    rows = await self._with_retry(operation, params)
         except (BackendRejected, BackendNoRecord):
             if breaker is not None:
                 breaker.on_success()  # the backend answered; the input was the problem

@@ -173,6 +173,12 @@ def _audit_families(audit: Mapping[str, Any]) -> Iterator[_Family]:
         "Audit records dropped: backlog full, or unwritten at shutdown (fail-open)",
         value=audit["lost"],
     )
+    if audit["volumeFreeBytes"] is not None:  # an SQLite store: its volume is ours to watch
+        yield GaugeMetricFamily(
+            f"{PREFIX}_audit_volume_free_bytes",
+            "Free space on the audit store's volume (SQLite), as the writer last saw it",
+            value=audit["volumeFreeBytes"],
+        )
     yield GaugeMetricFamily(
         f"{PREFIX}_audit_seal_ok",
         "1 if the last seal attempt had no error",

@@ -126,6 +126,7 @@ def _guard(rt: Runtime, backend: Backend, adapter: Adapter) -> BackendGuard:
         bulkhead=Bulkhead(cfg.max_concurrency or cfg.pool_size, cfg.max_queue, cfg.acquire_timeout),
         budget=RetryBudget(cfg.retry.budget),
         retries=cfg.retry.attempts,
+        time_budget=max(backend.limits.acquire_timeout, backend.limits.query_timeout),
     )
 
 

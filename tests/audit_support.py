@@ -11,18 +11,22 @@ import asyncio
 import contextlib
 import datetime as dt
 import errno
+import http.client
 import io
 import os
+import re
 import secrets
 import socketserver
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import yaml
 
 from gateway.audit import AuditWriter
@@ -33,10 +37,12 @@ from gateway.observe import CallRecord
 from tests.support import (
     OFFICE,
     OFFICER,
+    PEOPLE,
     SQLITE_QUERY,
     base_config,
     fisher_service,
     free_port,
+    lc2_headers,
     make_pid,
     make_sqlite_db,
     sqlite_backend,
@@ -50,11 +56,14 @@ __all__ = [
     "ROOT",
     "TAIL",
     "TAMPERING",
+    "Calls",
+    "PgRun",
     "Served",
     "SmtpServer",
     "at",
     "call",
     "cli",
+    "commit_past_two_timeouts",
     "fill_disk",
     "fill_store",
     "pid_for",
@@ -470,3 +479,104 @@ def running_smtp() -> Iterator[SmtpServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Calls:
+    """Client threads calling a served gateway on keep-alive connections, without pause.
+
+    Every answer is kept with its time (status 0: no answer); the threads stop at the
+    end of the ``with`` block, or after ``limit`` seconds whatever happens.
+    """
+
+    def __init__(self, port: int, clients: int = 4, limit: float = 60.0) -> None:
+        self.port = port
+        self.answers: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + limit
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        path = f"/api/v1/fisher?personalId={PEOPLE[0]['pid']}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while self.running():
+            try:
+                conn.request("GET", path, headers=lc2_headers())
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                status = 0
+            with self._lock:
+                self.answers.append((time.monotonic(), status))
+        conn.close()
+
+    def running(self) -> bool:
+        return not self._stop.is_set() and time.monotonic() < self._deadline
+
+    def since(self, t: float) -> list[int]:
+        with self._lock:
+            return [s for at, s in self.answers if at >= t]
+
+    def __enter__(self) -> Calls:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=15)
+
+
+class PgRun:
+    """Statements for the tamper helpers (``?`` placeholders), run on a PostgreSQL schema."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self.dsn, self.schema = dsn, schema
+
+    def __call__(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        q = re.sub(r"\baudit_(log|seal)\b", rf'"{self.schema}".audit_\1', statement)
+        n = iter(range(1, 100))
+        q = re.sub(r"\?", lambda _: f"${next(n)}", q)
+
+        async def run() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                return [tuple(r) for r in await conn.fetch(q, *params)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+
+async def commit_past_two_timeouts(
+    writer: AuditWriter, store_module: Any, *, commit_timeout: float
+) -> None:
+    """Commit ``overran`` through a transaction slowed past two commit timeouts (it must
+    be refused), then ``after`` normally; closes the writer.
+
+    The slow part runs on the writer's thread, inside the store's transaction once the
+    records are taken: ``link`` of ``store_module`` sleeps first.
+    """
+    from gateway.audit import chain
+    from gateway.errors import AuditUnavailable
+
+    def slow(*args: Any, **kw: Any) -> Any:
+        time.sleep(commit_timeout * 2.5)
+        return chain.link(*args, **kw)
+
+    try:
+        store_module.link = slow
+        try:
+            await writer.commit(call(time.time(), request_id="overran"))
+        except AuditUnavailable:
+            pass
+        else:
+            raise AssertionError("a commit past its timeout was answered as written")
+    finally:
+        store_module.link = chain.link
+    await writer.commit(call(time.time(), request_id="after"))
+    await writer.close()

@@ -14,6 +14,8 @@ address is configured and does one of four things:
              relaying stop relaying, so calls on pooled connections hang too
 ``garbage``  answers every connection with random bytes
 ``refuse``   nothing listens: connecting is refused; open connections are reset
+``slow``     relays, but holds every chunk of bytes ``delay`` seconds first (an
+             overloaded server or link); open connections slow down too
 
 Switching back to ``forward`` resets every connection made or frozen during
 the fault, as a restarted server would, and relays again.
@@ -38,7 +40,7 @@ from tests.support import free_port
 # free_port is re-exported for bench/resilience.py
 __all__ = ["FaultPort", "Mode", "PrivatePostgres", "free_port", "refused_port"]
 
-Mode = Literal["forward", "hang", "garbage", "refuse"]
+Mode = Literal["forward", "hang", "garbage", "refuse", "slow"]
 
 
 def refused_port() -> int:
@@ -198,10 +200,13 @@ class _Conn:
 class FaultPort:
     """A loopback port in front of ``target``; see the module docstring for the modes."""
 
-    def __init__(self, target_host: str, target_port: int, *, seed: int = 5) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, seed: int = 5, delay: float = 2.0
+    ) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self.mode: Mode = "forward"
+        self.delay = delay  # per chunk, in "slow" mode
         self.accepted = 0
         self._server: asyncio.Server | None = None
         self._conns: set[_Conn] = set()
@@ -243,6 +248,8 @@ class FaultPort:
         if mode == "hang":
             for conn in self._conns:
                 conn.frozen = True
+        elif mode == "slow" and old == "forward":
+            pass  # the same server, slower: its sessions go on
         else:
             self._reset_all()  # the server "behind" the port changed: old sessions are gone
         if self._server is None:
@@ -264,7 +271,7 @@ class FaultPort:
         conn = _Conn(writer)
         self._conns.add(conn)
         try:
-            if self.mode == "forward":
+            if self.mode in ("forward", "slow"):
                 await self._relay(conn, reader)
             elif self.mode == "garbage":
                 await self._garbage(conn, reader)
@@ -293,6 +300,8 @@ class FaultPort:
                 while data := await src.read(65536):
                     if conn.frozen:
                         continue  # a hung server: swallowed, never answered
+                    if self.mode == "slow":
+                        await asyncio.sleep(self.delay)
                     dst.write(data)
                     await dst.drain()
             if not conn.frozen:

@@ -11,6 +11,7 @@ next audit commit fail with SQLITE_FULL exactly as a full disk does.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -20,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from gateway.audit import keys
-from tests.audit_support import MOUNT, cli, fill_disk, served_on_small_disk, sql
+from tests.audit_support import MOUNT, Calls, cli, fill_disk, served_on_small_disk, sql
 from tests.support import PEOPLE, lc2_headers
 
 
@@ -90,6 +91,53 @@ def test_disk_full_fails_closed_and_recovers_by_itself(tmp_path: Path) -> None:
             "audit", "verify", "--sqlite", str(copy / "audit.sqlite"), "--public-key", str(public)
         )
         assert code == 0, out
+
+
+FREED = 768 * 1024  # a modest amount, well under the 4 MiB a WAL grows to between checkpoints
+SERVED_AGAIN = 200  # calls in a row answered 200 after the space came back
+
+
+def _streak(statuses: list[int]) -> int:
+    best = run = 0
+    for s in statuses:
+        run = run + 1 if s == 200 else 0
+        best = max(best, run)
+    return best
+
+
+def test_a_small_volume_filled_under_load_serves_again_once_a_little_is_freed(
+    tmp_path: Path,
+) -> None:
+    """Freeing 768 KiB of a full 2 MiB volume is enough: no restart, no larger volume."""
+    with served_on_small_disk(tmp_path) as (gw, port, store), Calls(port) as calls:
+        deadline = time.monotonic() + 10
+        while len(calls.since(0)) < 50:
+            assert time.monotonic() < deadline, gw.output()
+            time.sleep(0.05)
+        filler = fill_disk(store)
+        full = time.monotonic()
+        while 503 not in calls.since(full):
+            assert time.monotonic() < full + 10, "the gateway kept answering with a full disk"
+            time.sleep(0.05)
+        os.truncate(filler, max(0, filler.stat().st_size - FREED))
+        freed = time.monotonic()
+        while _streak(calls.since(freed)) < SERVED_AGAIN:
+            after = calls.since(freed)
+            assert time.monotonic() < freed + 15, (
+                f"{len(after)} calls since {FREED // 1024} KiB were freed, "
+                f"{after.count(200)} answered 200, longest run {_streak(after)}: "
+                f"{gw.output()[-2000:]}"
+            )
+            time.sleep(0.05)
+        first = next(at for at, s in calls.answers if at >= freed and s == 200)
+        print(f"served again {first - freed:.2f}s after {FREED // 1024} KiB were freed")
+        _, metrics = _get(f"http://127.0.0.1:{gw.admin}/metrics")
+        free = [
+            float(line.split()[-1])
+            for line in metrics.decode().splitlines()
+            if line.startswith("lc2_gateway_audit_volume_free_bytes ")
+        ]
+        assert free and 0 <= free[0] < 2 * 1024 * 1024, free
 
 
 def test_the_mount_is_private_to_the_gateway(tmp_path: Path) -> None:

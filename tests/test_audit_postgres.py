@@ -8,7 +8,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ from gateway.audit import AuditWriter, keys
 from gateway.errors import AuditUnavailable
 from tests.audit_support import (
     TAMPERING,
+    PgRun,
     call,
     cli,
+    commit_past_two_timeouts,
     fill_store,
     pid_for,
     settings,
@@ -124,27 +126,6 @@ async def test_instances_and_their_workers_write_one_verifiable_trail(
     assert kinds == {("gw-b", "unknown-key")}
 
 
-class _Pg:
-    """Statements for the tamper helpers, run on the test schema."""
-
-    def __init__(self, dsn: str, schema: str) -> None:
-        self.dsn, self.schema = dsn, schema
-
-    def __call__(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        q = re.sub(r"\baudit_(log|seal)\b", rf'"{self.schema}".audit_\1', statement)
-        n = iter(range(1, 100))
-        q = re.sub(r"\?", lambda _: f"${next(n)}", q)
-
-        async def run() -> list[tuple[Any, ...]]:
-            conn = await asyncpg.connect(self.dsn)
-            try:
-                return [tuple(r) for r in await conn.fetch(q, *params)]
-            finally:
-                await conn.close()
-
-        return asyncio.run(run())
-
-
 @pytest.mark.parametrize("kind", TAMPERING)
 def test_tampering_with_postgresql_is_caught_and_located(
     tmp_path: Path, pg_server: PgServer, kind: str
@@ -153,7 +134,7 @@ def test_tampering_with_postgresql_is_caught_and_located(
     config = _pg_config(tmp_path, pg_server, schema)
     asyncio.run(fill_store(config))
     assert cli("audit", "verify", "-c", str(config))[0] == 0
-    expect_kind, segment, text = tamper(kind, _Pg(pg_server.dsn, schema))
+    expect_kind, segment, text = tamper(kind, PgRun(pg_server.dsn, schema))
     code, out, _ = cli("audit", "verify", "-c", str(config), "--json")
     assert code == 1
     hits = [
@@ -290,3 +271,20 @@ async def test_concurrent_writers_and_sealers_agree_on_postgresql(
     assert (await acli("audit", "seal", "-c", str(config), "--include-open"))[0] == 0
     code, out, _ = await acli("audit", "verify", "-c", str(config))
     assert code == 0, out
+
+
+async def test_a_commit_that_outlives_its_timeout_is_not_recorded_as_served_on_postgresql(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Told 503, recorded 200: never. The transaction that overran is rolled back."""
+    import gateway.audit.store_postgres as store_postgres
+
+    schema = _schema()
+    config = _pg_config(tmp_path, pg_server, schema, commit_timeout=0.3)
+    s = settings(config)
+    w = AuditWriter(s.audit, s.services)
+    await w.start()
+    await commit_past_two_timeouts(w, store_postgres, commit_timeout=0.3)
+    run = PgRun(pg_server.dsn, schema)
+    rows = await asyncio.to_thread(run, "SELECT request_id, status FROM audit_log ORDER BY seq", ())
+    assert ("overran", 200) not in rows and rows[-1] == ("after", 200), rows

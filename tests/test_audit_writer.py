@@ -24,6 +24,7 @@ from tests.audit_support import (
     at,
     call,
     cli,
+    commit_past_two_timeouts,
     pid_for,
     settings,
     sql,
@@ -149,6 +150,20 @@ async def test_a_timed_out_commit_is_refused_and_never_written(tmp_path: Path) -
     await w.close()
     ids = [r[0] for r in sql(db, "SELECT request_id FROM audit_log")]
     assert ids == ["after"]
+
+
+async def test_a_commit_that_outlives_its_timeout_inside_the_transaction_is_not_recorded_as_served(
+    tmp_path: Path,
+) -> None:
+    """Told 503, recorded 200: never. The transaction that overran is rolled back."""
+    import gateway.audit.store_sqlite as store_sqlite
+
+    config = write_config(tmp_path, commit_timeout=0.3)
+    await commit_past_two_timeouts(await _writer(config), store_sqlite, commit_timeout=0.3)
+    db = tmp_path / "audit.sqlite"
+    rows = sql(db, "SELECT request_id, status FROM audit_log ORDER BY seq")
+    assert ("overran", 200) not in rows and rows[-1] == ("after", 200), rows
+    assert _seqs(db) == list(range(1, len(rows) + 1))
 
 
 async def test_writers_on_one_file_take_turns_before_their_transaction(tmp_path: Path) -> None:

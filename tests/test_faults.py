@@ -1009,6 +1009,45 @@ async def test_a_connect_that_timed_out_is_not_retried(
     assert hung.latency < ACQUIRE + 0.3, f"503 after {hung.latency:.3f}s, acquire {ACQUIRE:g}s"
 
 
+@pytest.mark.parametrize("mode", ["hang", "slow"])
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+async def test_a_call_spends_one_time_budget_however_long_it_queues(
+    kind: str,
+    mode: Mode,
+    tmp_path: Path,
+    loaded_pg: PgServer,
+    loaded_mysql: MysqlServer,
+    aiohttp_client: MakeClient,
+) -> None:
+    """Slot wait, connection wait and query share max(acquire_timeout, query_timeout).
+
+    Four times as many calls as the bulkhead admits, against a backend that never
+    answers or answers each packet 2 s late: the calls that queued for a slot used
+    to get a full acquire_timeout again for their connection, and so an answer at
+    twice the bound.
+    """
+    gw, port = await _through_port(
+        tmp_path, aiohttp_client, kind, loaded_pg, loaded_mysql, pool_size=2
+    )
+    budget = max(ACQUIRE, QUERY)
+    try:
+        assert await gw.call("remote") == 200  # a pooled connection, then the fault
+        await port.set_mode(mode)
+        statuses = await asyncio.gather(*(gw.call("remote") for _ in range(8)))
+    finally:
+        await port.close()
+    calls = gw.direct[1:]
+    refused = {503: {"301", "304", "310"}, 504: {"302"}}  # 304: the bulkhead's queue
+    assert all(o.code in refused.get(o.status, ()) for o in calls), calls
+    assert set(statuses) <= {503, 504}, statuses
+    slowest = max(o.latency for o in calls)
+    print(f"{kind} {mode}: slowest of {len(calls)} answers {slowest:.3f}s, budget {budget:g}s")
+    assert slowest < 1.5 * budget, (
+        f"answered after {slowest:.3f}s, budget {budget:g}s: "
+        + "; ".join(f"{o.status} {o.code} {o.latency:.3f}s {o.detail}" for o in calls)
+    )
+
+
 def _pg_fatal(code: str, message: str) -> bytes:
     fields = f"SFATAL\0VFATAL\0C{code}\0M{message}\0\0".encode()
     return b"E" + (len(fields) + 4).to_bytes(4, "big") + fields

@@ -68,6 +68,7 @@ def guard(
         bulkhead=Bulkhead(limit, queue, timeout),
         budget=RetryBudget(budget),
         retries=retries,
+        time_budget=max(timeout, 5.0),
     )
 
 

@@ -17,6 +17,7 @@ qualified table names.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from gateway.audit.seal import SEAL_COLUMNS, Seal
 
 __all__ = [
     "ALL_COLUMNS",
+    "LateCommit",
     "SegmentSpan",
     "SqlReader",
     "StoreError",
@@ -37,6 +39,10 @@ __all__ = [
 
 class StoreError(Exception):
     """The store can not be reached or written; the message is safe to show."""
+
+
+class LateCommit(Exception):
+    """A batch reached its commit after its callers' deadline: rolled back, not committed."""
 
 
 def quoted(columns: Sequence[str]) -> str:
@@ -119,6 +125,10 @@ class SqlReader:
         return self._rows(self._sql(sql), params)
 
     def close(self) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Every read inside sees the store as of one moment, whatever is appended meanwhile."""
         raise NotImplementedError
 
     # -- chain structure ---------------------------------------------------------

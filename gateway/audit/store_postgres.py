@@ -21,8 +21,9 @@ loop (the command line, the sealing thread): it owns a private event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -31,7 +32,7 @@ from gateway.audit.chain import GENESIS, Head, Segmenter, link
 from gateway.audit.config import PgAuditSettings
 from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
 from gateway.audit.seal import SEAL_COLUMNS, Seal
-from gateway.audit.store import SqlReader, StoreError, quoted
+from gateway.audit.store import LateCommit, SqlReader, StoreError, quoted
 from gateway.audit.store_sqlite import SCHEMA_VERSION, KeyMismatch
 
 __all__ = ["PgSyncStore", "PostgresWriterStore", "create_pool", "pg_ddl"]
@@ -172,11 +173,19 @@ class PostgresWriterStore:
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
 
-    def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
-        """Append what ``take()`` returns once the chain's row is locked (see writer.py)."""
-        return self._run(self._append(take))
+    def append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], in_time: Callable[[], bool]
+    ) -> Head | None:
+        """Append what ``take()`` returns once the chain's row is locked (see writer.py).
 
-    async def _append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
+        Rolled back instead of committed, with :class:`LateCommit`, if ``in_time()`` says
+        the callers' deadline passed meanwhile.
+        """
+        return self._run(self._append(take, in_time))
+
+    async def _append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], in_time: Callable[[], bool]
+    ) -> Head | None:
         try:
             pool = await self._ensure()
             async with pool.acquire() as conn, conn.transaction():
@@ -199,6 +208,8 @@ class PostgresWriterStore:
                     new.hash,
                     new.segment,
                 )
+                if not in_time():
+                    raise LateCommit("audit commit outlived commit_timeout: rolled back")
             return new
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
@@ -233,6 +244,9 @@ class PostgresWriterStore:
             )
         except _ERRORS as exc:
             raise await self._fail(exc) from exc
+
+    def free_bytes(self) -> None:
+        return None  # the database server's disk is its own operator's to watch
 
     def close(self) -> None:
         if self._loop is None:
@@ -296,6 +310,18 @@ class PgSyncStore(SqlReader):
             self._run(self._conn.close())
         finally:
             self._loop.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        # REPEATABLE READ: every statement of the transaction sees the snapshot its
+        # first statement took, whatever the instances commit meanwhile.
+        tx = self._conn.transaction(isolation="repeatable_read", readonly=True)
+        self._run(tx.start())
+        try:
+            yield
+        finally:
+            with contextlib.suppress(StoreError):
+                self._run(tx.rollback())
 
     def prepare(self, fingerprint: str) -> None:
         self._run(_prepare(self._conn, self.pg.schema, fingerprint))

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.audit.chain import Head, Segmenter, link
 from gateway.audit.record import CHAIN_COLUMNS, CONTENT_COLUMNS, Content
 from gateway.audit.seal import SEAL_COLUMNS, Seal
-from gateway.audit.store import SqlReader, StoreError, quoted
+from gateway.audit.store import LateCommit, SqlReader, StoreError, quoted
 from gateway.security.files import create_private, exposed
 from gateway.turns import Turns
 
@@ -36,6 +37,10 @@ __all__ = ["SCHEMA", "KeyMismatch", "SqliteStore", "SqliteWriterStore"]
 T = TypeVar("T")
 SCHEMA_VERSION = "2"
 _WAL_KEPT = 64 * 1024 * 1024  # bytes of WAL file kept after a checkpoint
+# Below this much free space on the audit volume the WAL is emptied (checkpoint, truncate)
+# after every commit: between automatic checkpoints it grows to about 4 MiB (1000 pages),
+# which a nearly full volume can not hold, and it would eat whatever space is freed.
+LOW_SPACE = 64 * 1024 * 1024
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS audit_log (
@@ -165,6 +170,25 @@ class SqliteStore(SqlReader):
             self.conn.close()
         self._turns.close()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        # One read transaction: in WAL mode it reads one snapshot of the file from its
+        # first SELECT to its end; the writers go on appending beside it.
+        try:
+            self.conn.execute("BEGIN DEFERRED")
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit store {self.path}: {exc}") from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Committed WAL into the file, the WAL truncated; a partial one when readers hold it."""
+        with contextlib.suppress(sqlite3.Error):  # at worst the WAL stays as it is
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def _transaction(self, fn: Callable[[], T]) -> T:
         with self._turns.taken():  # every writer of the file queues (see gateway/turns.py)
             c = self.conn
@@ -249,9 +273,17 @@ class SqliteStore(SqlReader):
     # -- the writer's side -----------------------------------------------------------------
 
     def append(
-        self, take: Callable[[], Sequence[tuple[Content, float]]], chain: str, seg: Segmenter
+        self,
+        take: Callable[[], Sequence[tuple[Content, float]]],
+        in_time: Callable[[], bool],
+        chain: str,
+        seg: Segmenter,
     ) -> Head | None:
-        """Append what ``take()`` returns once the write lock is held (see writer.py)."""
+        """Append what ``take()`` returns once the write lock is held (see writer.py).
+
+        Rolled back instead of committed, with :class:`LateCommit`, if ``in_time()`` says
+        the callers' deadline passed meanwhile.
+        """
 
         def run() -> Head | None:
             items = take()
@@ -260,6 +292,8 @@ class SqliteStore(SqlReader):
             rows, new = link(self._head(chain), chain, items, seg)
             self.conn.executemany(_INSERT, rows)
             self.conn.execute(_MOVE_HEAD, (chain, new.seq, new.hash, new.segment))
+            if not in_time():
+                raise LateCommit("audit commit outlived commit_timeout: rolled back")
             return new
 
         return self._transaction(run)
@@ -353,6 +387,9 @@ class SqliteWriterStore:
         if self._store is None:
             store = SqliteStore.open(self.path, synchronous=self.synchronous, create=True)
             try:
+                # After a failure (a full disk): the committed WAL into the file and the WAL
+                # cut to nothing, so the space freed goes to new records first.
+                store.checkpoint()
                 store.prepare(self._fingerprint, self.chain, self.segmenter)
             except BaseException:
                 store.close()
@@ -374,11 +411,25 @@ class SqliteWriterStore:
         self._fingerprint = fingerprint
         self._guarded(lambda s: None)
 
-    def append(self, take: Callable[[], Sequence[tuple[Content, float]]]) -> Head | None:
-        return self._guarded(lambda s: s.append(take, self.chain, self.segmenter))
+    def append(
+        self, take: Callable[[], Sequence[tuple[Content, float]]], in_time: Callable[[], bool]
+    ) -> Head | None:
+        head = self._guarded(lambda s: s.append(take, in_time, self.chain, self.segmenter))
+        free = self.free_bytes()
+        if free is not None and free < LOW_SPACE and self._store is not None:
+            self._store.checkpoint()
+        return head
 
     def probe(self, now: str) -> None:
         self._guarded(lambda s: s.probe(self.chain, now))
+
+    def free_bytes(self) -> int | None:
+        """Free space on the store's volume for an unprivileged writer; None if unknown."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
 
     def close(self) -> None:
         if self._store is not None:

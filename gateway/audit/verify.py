@@ -266,6 +266,23 @@ def verify_store(
         result.findings.append(
             Finding("error", "unknown-key", None, None, "no public key to check seals with")
         )
+    # Records, heads and seals as of one moment: on a busy store, records appended after
+    # the records were read but before the head was would otherwise look deleted.
+    with reader.snapshot():
+        _verify_snapshot(reader, trusted, segmenter, now, grace, archive_check, chains, result)
+    return result
+
+
+def _verify_snapshot(
+    reader: SqlReader,
+    trusted: Mapping[str, bytes],
+    segmenter: Segmenter,
+    now: float,
+    grace: float,
+    archive_check: ArchiveCheck | None,
+    chains: Iterable[str] | None,
+    result: VerifyResult,
+) -> None:
     for rid, request_id in reader.unchained():
         result.findings.append(
             Finding(
@@ -280,4 +297,3 @@ def verify_store(
         )
     for chain in chains if chains is not None else reader.chains(scan=True):
         _verify_chain(reader, chain, trusted, segmenter, now, grace, archive_check, result)
-    return result

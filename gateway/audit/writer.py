@@ -33,6 +33,7 @@ import collections
 import contextlib
 import hmac
 import logging
+import math
 import queue
 import threading
 import time
@@ -46,7 +47,7 @@ from gateway.audit.chain import Head, Segmenter
 from gateway.audit.config import AuditSettings
 from gateway.audit.record import Content, content_from_call, iso_utc, subject_hash
 from gateway.audit.sealer import SealingStore, seal_due
-from gateway.audit.store import StoreError
+from gateway.audit.store import LateCommit, StoreError
 from gateway.audit.store_sqlite import SCHEMA, KeyMismatch, SqliteWriterStore
 from gateway.errors import AuditUnavailable
 from gateway.observe import CallRecord
@@ -67,6 +68,7 @@ def key_fingerprint(key: bytes) -> str:
 
 Item = tuple[Content, float]  # a record's content and its time stamp
 Take = Callable[[], list[Item]]  # called by a store once it holds the chain's lock
+InTime = Callable[[], bool]  # called by a store just before its commit
 
 QUEUED, COMMITTING, ABANDONED = 0, 1, 2
 _COMMITTED, _EXPIRED = "committed", "expired"  # what a waiter's future says
@@ -81,9 +83,11 @@ class _Store(Protocol):
 
     def open(self, fingerprint: str) -> None: ...
 
-    def append(self, take: Take) -> Head | None: ...
+    def append(self, take: Take, in_time: InTime) -> Head | None: ...
 
     def probe(self, now: str) -> None: ...
+
+    def free_bytes(self) -> int | None: ...
 
     def close(self) -> None: ...
 
@@ -95,10 +99,15 @@ class _Entry:
     item: Item
     # None for a record no caller waits for (fail-open while the store is down)
     fut: asyncio.Future[str] | None
+    # when its caller's wait ends (time.monotonic()); a batch past it is rolled back
+    due: float = math.inf
     # QUEUED -> COMMITTING (inside the store's transaction) or ABANDONED (its caller was
     # answered 503 first); changed only under AuditWriter._claim, so a record is written
     # if and only if its caller is told it was
     state: int = QUEUED
+    # the outcome once the batch is settled: None written, else why not (fail-closed)
+    settled: bool = False
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ class _SealState:
 
 
 _STOP = object()  # handed to the thread by close(): write what is left, then end
+_SPACE_EVERY = 10.0  # seconds: how often an idle writer looks at the free space
 
 
 class AuditWriter:
@@ -154,6 +164,7 @@ class AuditWriter:
         self.unconfirmed = 0  # fail-open: calls answered before their record was committed
         self.lost = 0  # fail-open: records dropped because the backlog was full
         self.head: Head | None = None
+        self.free_bytes: int | None = None  # on the audit volume, as the thread last saw it
         self.seal = _SealState()
 
     def _make_store(self) -> _Store:
@@ -219,6 +230,7 @@ class AuditWriter:
             "failClosed": self.fail_closed,
             "chain": self.chain,
             "headSeq": None if self.head is None else self.head.seq,
+            "volumeFreeBytes": self.free_bytes,
             "queue": self.queue_depth,
             "unconfirmed": self.unconfirmed,
             "lost": self.lost,
@@ -248,7 +260,8 @@ class AuditWriter:
             self._hand(_Entry(item, None), loop)
             self.unconfirmed += 1
             return
-        entry = _Entry(item, loop.create_future())
+        due = time.monotonic() + self._settings.commit_timeout
+        entry = _Entry(item, loop.create_future(), due=due)
         self._hand(entry, loop)
         # a bare future and a timer: the cheapest wait with a deadline on 3.11
         if await self._wait(entry, loop) == _COMMITTED:
@@ -261,14 +274,15 @@ class AuditWriter:
         if entry.state == QUEUED:
             self.unconfirmed += 1  # fail-open: it stays queued and is written later
             return
-        # Inside a transaction that holds the store's lock: wait for its outcome, so the
-        # record never says "served" for a call refused, or the other way round.
-        entry.fut = loop.create_future()
-        if await self._wait(entry, loop) == _EXPIRED:
-            log.error("audit commit of request %s outlived two timeouts", record.request_id)
-            if self.fail_closed:
-                raise AuditUnavailable("audit commit timed out")
-            self.unconfirmed += 1
+        # Inside the store's transaction: its outcome is the answer, so the record never
+        # says "served" for a call refused, or the other way round.  Past ``due`` the
+        # store rolls back instead of committing: this waits for the statement and the
+        # commit under way, no longer.
+        if not entry.settled:
+            entry.fut = loop.create_future()
+            await entry.fut  # AuditUnavailable if the batch was rolled back or failed
+        elif entry.refused is not None:
+            raise AuditUnavailable(entry.refused)
 
     async def _wait(self, entry: _Entry, loop: asyncio.AbstractEventLoop) -> str:
         fut = entry.fut
@@ -301,15 +315,17 @@ class AuditWriter:
         if out.lost:
             self._lose(out.lost)
         for e in out.entries:
+            served = (out.ok and e.state == COMMITTING) or not self.fail_closed
+            e.settled, e.refused = True, None if served else out.error or "audit store unavailable"
             fut = e.fut
             if fut is None or fut.done():
-                continue
-            if (out.ok and e.state == COMMITTING) or not self.fail_closed:
+                continue  # a caller between its two waits reads e.refused
+            if e.refused is None:
                 fut.set_result(_COMMITTED)
                 if not out.ok:
                     self.unconfirmed += 1
             else:
-                fut.set_exception(AuditUnavailable(out.error or "audit store unavailable"))
+                fut.set_exception(AuditUnavailable(e.refused))
                 fut.exception()  # its caller may have gone: never "exception not retrieved"
         if self._on_write is not None and out.records:
             self._on_write(out.records, out.seconds, out.ok)
@@ -334,6 +350,7 @@ class AuditWriter:
                 self._store.close()
             self._report(_resolve, opened, exc)
             return
+        self.free_bytes = self._store.free_bytes()
         self._report(_resolve, opened, None)
         try:
             self._serve()
@@ -350,11 +367,15 @@ class AuditWriter:
         while True:
             first: list[_Entry] | object = []
             if not carry:
-                idle = None if self.healthy and not backlog else self._settings.retry_interval
+                ok = self.healthy and not backlog
+                idle = _SPACE_EVERY if ok else self._settings.retry_interval
                 try:
                     first = self._inbox.get(timeout=idle)
                 except queue.Empty:
-                    self._recover(backlog)
+                    if ok:
+                        self.free_bytes = self._store.free_bytes()  # for the metric
+                    else:
+                        self._recover(backlog)
                     continue
             batch, carry, stop = self._gather(carry, first, limit)
             if stop:
@@ -413,6 +434,7 @@ class AuditWriter:
         if not old and not entries:
             return True, None, 0, 0.0
         taken = [0]
+        due = [math.inf]
 
         def take() -> list[Item]:
             with self._claim:
@@ -421,12 +443,17 @@ class AuditWriter:
                     e.state = COMMITTING
             items = [*old, *(e.item for e in live)]
             taken[0] = len(items)
+            if self.fail_closed:
+                due[0] = min((e.due for e in live), default=math.inf)
             return items
+
+        def in_time() -> bool:
+            return time.monotonic() < due[0]
 
         t0 = perf_counter()
         try:
-            head = self._store.append(take)
-        except (StoreError, KeyMismatch) as exc:
+            head = self._store.append(take, in_time)
+        except (StoreError, KeyMismatch, LateCommit) as exc:
             self._failed(str(exc))
             return False, self.last_error, taken[0] or len(old) + len(entries), perf_counter() - t0
         except Exception as exc:  # a bug here must not leave every caller waiting
@@ -435,6 +462,7 @@ class AuditWriter:
             return False, self.last_error, taken[0] or len(old) + len(entries), perf_counter() - t0
         if head is not None:
             self.head = head
+        self.free_bytes = self._store.free_bytes()
         self._recovered()
         return True, None, taken[0], perf_counter() - t0
 
