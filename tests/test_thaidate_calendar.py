@@ -1,0 +1,43 @@
+"""Every month's length and the explicit era of a Thai month name, pinned date by date.
+
+A date that exists must parse (a citizen's record dated 31 March is evidence too), and one
+that does not must be refused, in a leap year and in a common one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.transforms import parse_legacy_date
+
+LAST_DAY = {1: 31, 2: 28, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+@pytest.mark.parametrize("month", range(1, 13))
+@pytest.mark.parametrize(("be_year", "leap"), [(2566, False), (2567, True)])
+def test_the_last_day_of_every_month_and_not_one_more(month: int, be_year: int, leap: bool) -> None:
+    last = LAST_DAY[month] + (month == 2 and leap)
+    pd = parse_legacy_date(f"{last:02d}/{month:02d}/{be_year}")
+    assert pd is not None and (pd.year, pd.month, pd.day) == (be_year - 543, month, last)
+    with pytest.raises(ValueError, match=f"day {last + 1} (does not exist|out of range)"):
+        parse_legacy_date(f"{last + 1:02d}/{month:02d}/{be_year}")
+
+
+@pytest.mark.parametrize(
+    ("text", "era", "iso"),
+    [
+        # an explicit พ.ศ. or ค.ศ. after the month wins over the configured era
+        ("15 ม.ค. พ.ศ. 67", "ce", "2024-01-15"),
+        ("15 ม.ค. พ.ศ. 2567", "ce", "2024-01-15"),
+        ("15 มกราคม พ.ศ.2567", "auto", "2024-01-15"),
+        ("15 ม.ค. ค.ศ. 2300", "be", "2300-01-15"),
+        ("15 ม.ค. ค.ศ. 1999", "be", "1999-01-15"),
+        # without one, the configured era decides
+        ("15 ม.ค. 67", "be", "2024-01-15"),
+        ("15 ม.ค. 67", "ce", "1967-01-15"),
+        ("15 ม.ค. 2300", "be", "1757-01-15"),
+    ],
+)
+def test_an_explicit_era_overrides_the_configured_one(text: str, era: str, iso: str) -> None:
+    pd = parse_legacy_date(text, era=era, today_be_year=2568)  # type: ignore[arg-type]
+    assert pd is not None and pd.iso() == iso
