@@ -1,0 +1,66 @@
+"""Allow lists and masks on nested objects: a sibling never leaks, a deep mask always holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.config.models import FieldConfig
+from gateway.normalise import Mapper, compile_mapping
+from gateway.policy import compile_policy
+
+ROW: dict[str, Any] = {
+    "id": 1,
+    "address": {
+        "province": "ชลบุรี",
+        "village": "3",
+        "geo": {"lat": 13.36, "lon": 100.98},
+    },
+}
+
+
+def _mapper() -> Mapper:
+    return compile_mapping(
+        {
+            "id": FieldConfig(column="ID"),
+            "address": FieldConfig.model_validate(
+                {
+                    "fields": {
+                        "province": "PROV",
+                        "village": "MOO",
+                        "geo": {"fields": {"lat": "LAT", "lon": "LON"}},
+                    }
+                }
+            ),
+        },
+        lookups={},
+        titles=[],
+    )
+
+
+def _apply(allow: list[str] | None, mask: dict[str, str] | None = None) -> dict[str, Any]:
+    policy = compile_policy(_mapper(), allow=allow, mask=mask or {}, path=())
+    (out,) = policy.apply([ROW])
+    return out
+
+
+def test_a_nested_allow_entry_keeps_that_field_and_no_sibling() -> None:
+    assert _apply(["address.province"]) == {"address": {"province": "ชลบุรี"}}
+    assert _apply(["id", "address.geo.lat"]) == {"id": 1, "address": {"geo": {"lat": 13.36}}}
+    # a wider entry wins over a narrower one, in either order
+    assert _apply(["address.geo.lat", "address.geo"]) == {
+        "address": {"geo": {"lat": 13.36, "lon": 100.98}}
+    }
+    assert _apply(["address", "address.village"]) == {"address": ROW["address"]}
+
+
+def test_a_mask_two_levels_deep_holds_under_a_narrower_allow_entry() -> None:
+    assert _apply(["address.geo"], {"address.geo.lat": "null"}) == {
+        "address": {"geo": {"lat": None, "lon": 100.98}}
+    }
+    assert _apply(None, {"address.geo.lon": "null"}) == {
+        "id": 1,
+        "address": {"province": "ชลบุรี", "village": "3", "geo": {"lat": 13.36, "lon": None}},
+    }
+    assert _apply(["address"], {"address.geo": "null"}) == {
+        "address": {"province": "ชลบุรี", "village": "3", "geo": None}
+    }
