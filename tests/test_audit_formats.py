@@ -33,7 +33,7 @@ from gateway.audit.chain import (
     record_hash,
 )
 from gateway.audit.record import Content, content_from_call, subject_hash
-from gateway.audit.seal import Seal, make_seal
+from gateway.audit.seal import SEAL_COLUMNS, Seal, make_seal
 from gateway.audit.writer import key_fingerprint
 from gateway.config.runtime import Service
 from gateway.observe import CallRecord
@@ -190,6 +190,9 @@ def test_segment_labels() -> None:
     assert Segmenter("day", "Asia/Bangkok").label(ts) == "2025-03-04"
     assert Segmenter("hour", "Asia/Bangkok").label(ts) == "2025-03-04T13"
     assert Segmenter("hour", "UTC").label(ts) == "2025-03-04T06"
+    # a new segmenter labels any time right, the epoch too (nothing cached yet)
+    assert Segmenter("day", "Asia/Bangkok").label(0.5) == "1970-01-01"
+    assert Segmenter("hour", "Asia/Bangkok").label(-0.5) == "1970-01-01T06"
     assert assign_segment("2025-03-04", None, "2025-03-04") == "2025-03-04.2"
     assert assign_segment("2025-03-04", "2025-03-04.2", "2025-03-04.2") == "2025-03-04.3"
     assert label_key("2025-03-04.2") == ("2025-03-04", 2)
@@ -271,6 +274,21 @@ def test_seal_payload_digest_and_signature() -> None:
     )
     trusted = keys.trusted_map([bytes.fromhex(PUBLIC)])
     assert first.signature_ok(trusted) is True and second.signature_ok(trusted) is True
+
+
+def test_a_seal_reads_back_from_its_columns() -> None:
+    first, _ = _seals()
+    assert Seal.from_values(first.values()) == first
+    both = Seal.from_values(first.values(), archive="gw1/2025-03-04.jsonl.gz", sha="ab" * 32)
+    assert (both.archive, both.archive_sha256) == ("gw1/2025-03-04.jsonl.gz", "ab" * 32)
+    named = Seal.from_values(first.values(), archive="gw1/2025-03-04.jsonl.gz")
+    assert (named.archive, named.archive_sha256) == ("gw1/2025-03-04.jsonl.gz", None)
+    with pytest.raises(ValueError, match="13 values"):
+        Seal.from_values(first.values()[:-1])
+    assert first.as_dict() == {
+        **dict(zip(SEAL_COLUMNS, first.values(), strict=True)),
+        "seal_hash": first.seal_hash,
+    }
 
 
 def test_signature_is_plain_ed25519() -> None:
