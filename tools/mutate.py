@@ -527,21 +527,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=23, help="seed of the sample (default 23)")
     p.add_argument("--timeout", type=float, help="seconds per mutant (default 10x the clean run)")
     p.add_argument("--changed-since", metavar="BASE", help="the listed modules changed since BASE")
+    p.add_argument(
+        "--fallback",
+        type=int,
+        metavar="N",
+        help="with --changed-since: if no listed module changed, N mutants of every one",
+    )
     p.add_argument("--list", action="store_true", help="list the sampled mutants, run nothing")
     p.add_argument("--json", metavar="FILE", help="also write the outcomes as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 if a mutant survives")
     args = p.parse_args(argv)
     config = load_config()
     modules = list(args.modules)
+    size = None if args.all else args.sample
     if args.changed_since:
-        modules += changed_modules(args.changed_since, config)
+        try:
+            modules += changed_modules(args.changed_since, config)
+        except subprocess.CalledProcessError:
+            print(f"mutation: cannot compare with {args.changed_since}", file=sys.stderr)
+        if not modules and args.fallback:
+            modules, size = list(config), args.fallback
     unknown = [m for m in modules if m not in config]
     if unknown:
         p.error(f"not in {CONFIG.relative_to(ROOT)}: {', '.join(unknown)}")
     if not modules:
         print("mutation: no listed module to test")
         return 0
-    size = None if args.all else args.sample
     if args.list:
         for path in modules:
             for m in sample(mutants((ROOT / path).read_text(encoding="utf-8")), size, args.seed):
