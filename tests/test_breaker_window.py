@@ -8,6 +8,8 @@ so that only the rate decides.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gateway.breaker import Breaker, BreakerConfig
@@ -46,10 +48,14 @@ def _calls(b: Breaker, outcomes: str) -> None:
             b.on_failure("refused")
 
 
-def test_one_failure_in_ten_keeps_the_circuit_closed() -> None:
+def test_a_rate_under_half_keeps_the_circuit_closed() -> None:
     b, _ = _breaker()
+    assert b.retry_after() == 0.0  # never opened: nothing to wait for
     _calls(b, "SSSSSSSSSF")
-    assert state_of(b) == "closed"
+    assert state_of(b) == "closed"  # 1 of 10
+    b, _ = _breaker()
+    _calls(b, "SSSSFF")
+    assert state_of(b) == "closed"  # 2 of 6
 
 
 def test_half_of_the_minimum_number_of_calls_opens_it_not_fewer() -> None:
@@ -143,3 +149,17 @@ def test_a_failed_trial_opens_again_and_the_next_wait_allows_a_new_trial() -> No
     b.before_call()  # the trial count starts again from zero
     b.on_success()
     assert state_of(b) == "closed"
+
+
+def test_after_a_recovery_the_consecutive_count_starts_from_zero() -> None:
+    clock = Clock(1000.0)
+    b = Breaker("db", replace(RATE_ONLY, failure_threshold=3, min_calls=1000), clock=clock)
+    _calls(b, "FFF")
+    assert state_of(b) == "open"
+    clock.now += RATE_ONLY.open_for
+    _calls(b, "S")  # the trial succeeds
+    assert state_of(b) == "closed"
+    _calls(b, "FF")
+    assert state_of(b) == "closed"
+    _calls(b, "F")
+    assert state_of(b) == "open"
