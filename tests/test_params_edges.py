@@ -1,6 +1,8 @@
-"""The extra spellings a citizen-ID parameter binds, for a value, for none, and for other kinds."""
+"""Parameters at their edges: the extra spellings of a citizen ID, inclusive bounds."""
 
 from __future__ import annotations
+
+import pytest
 
 from gateway.config.models import ParamConfig
 from gateway.params import compile_param
@@ -37,3 +39,21 @@ def test_other_parameters_bind_nothing_more() -> None:
         spec = compile_param("n", cfg)
         assert spec.bind_names == ("n",)
         assert spec.derived("12") == {} and spec.derived(None) == {}
+
+
+def _parse(cfg: dict[str, object], raw: str) -> object:
+    return compile_param("p", ParamConfig.model_validate(cfg)).parse(raw)
+
+
+def test_bounds_are_inclusive() -> None:
+    length = {"type": "string", "min_length": 2, "max_length": 4}
+    assert _parse(length, "ab") == "ab" and _parse(length, "abcd") == "abcd"
+    for raw in ("a", "abcde"):
+        with pytest.raises(ValueError, match=r"length must be 2\.\.4"):
+            _parse(length, raw)
+    integer = {"type": "integer", "minimum": 1, "maximum": 9}
+    assert _parse(integer, "1") == 1 and _parse(integer, "9") == 9
+    with pytest.raises(ValueError, match="must be >= 1"):
+        _parse(integer, "0")
+    with pytest.raises(ValueError, match="must be <= 9"):
+        _parse(integer, "10")
