@@ -57,3 +57,13 @@ def test_bounds_are_inclusive() -> None:
         _parse(integer, "0")
     with pytest.raises(ValueError, match="must be <= 9"):
         _parse(integer, "10")
+
+
+def test_what_the_audit_keeps_of_a_value_by_default() -> None:
+    def audit(**cfg: object) -> str:
+        return compile_param("p", ParamConfig.model_validate(cfg)).audit
+
+    assert audit(type="citizen_id") == "hash"  # personal data: only its keyed hash
+    assert audit(type="string") == "clear" and audit(type="integer") == "clear"
+    assert audit(type="citizen_id", audit="clear") == "clear"
+    assert audit(type="string", audit="omit") == "omit"
