@@ -193,6 +193,9 @@ def test_segment_labels() -> None:
     # a new segmenter labels any time right, the epoch too (nothing cached yet)
     assert Segmenter("day", "Asia/Bangkok").label(0.5) == "1970-01-01"
     assert Segmenter("hour", "Asia/Bangkok").label(-0.5) == "1970-01-01T06"
+    # a record stamped a little before the last one stays in the last one's segment
+    assert assign_segment("2025-03-04", "2025-03-05", None) == "2025-03-05"
+    assert assign_segment("2025-03-04", "2025-03-04.2", None) == "2025-03-04.2"
     assert assign_segment("2025-03-04", None, "2025-03-04") == "2025-03-04.2"
     assert assign_segment("2025-03-04", "2025-03-04.2", "2025-03-04.2") == "2025-03-04.3"
     assert label_key("2025-03-04.2") == ("2025-03-04", 2)
