@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway.config.models import FieldConfig
 from gateway.normalise import Mapper, compile_mapping
-from gateway.policy import compile_policy
+from gateway.policy import PolicyConfigError, compile_policy
 
 ROW: dict[str, Any] = {
     "id": 1,
@@ -64,3 +66,25 @@ def test_a_mask_two_levels_deep_holds_under_a_narrower_allow_entry() -> None:
     assert _apply(["address"], {"address.geo": "null"}) == {
         "address": {"province": "ชลบุรี", "village": "3", "geo": None}
     }
+
+
+def test_a_path_that_is_not_in_the_output_is_named_in_the_error() -> None:
+    def error(
+        allow: list[str] | None, mask: dict[str, str] | None = None
+    ) -> tuple[str, tuple[str | int, ...]]:
+        with pytest.raises(PolicyConfigError) as info:
+            compile_policy(_mapper(), allow=allow, mask=mask or {}, path=("fields", "fisher"))
+        return str(info.value), info.value.path
+
+    assert error(["id", "address.geo.lat.deg"]) == (
+        "address.geo.lat is not a nested object",
+        ("fields", "fisher", "allow", 1),
+    )
+    assert error(["id.x"])[0] == "id is not a nested object"
+    assert error(["address.zip"])[0] == "address has no field 'zip'"
+    assert error(["nope"])[0] == "the output has no field 'nope'"
+    assert error(None, {"address": "year"}) == (
+        "address is a nested object: only the null mask fits",
+        ("fields", "fisher", "mask", "address"),
+    )
+    assert error(None, {"id": "blur"})[0].startswith("unknown mask 'blur'")
