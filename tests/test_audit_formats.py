@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,8 +37,10 @@ from gateway.audit.chain import (
 from gateway.audit.record import Content, content_from_call, subject_hash
 from gateway.audit.seal import SEAL_COLUMNS, Seal, make_seal
 from gateway.audit.writer import key_fingerprint
+from gateway.config.models import ParamConfig
 from gateway.config.runtime import Service
 from gateway.observe import CallRecord
+from gateway.params import ParamSpec, compile_param
 from gateway.transforms import mask_pid
 from tests.audit_support import settings, write_config
 
@@ -140,6 +144,66 @@ def test_record_content_subject_hash_and_hint(fisher: Service) -> None:
     assert mask_pid(PID) == "1-xxxx-xxxxx-x5-0"
     assert content_from_call(CALL_1, fisher, KEY) == CONTENT_1
     assert content_from_call(CALL_2, fisher, KEY) == CONTENT_2
+
+
+@dataclass(frozen=True)
+class _Service:
+    """What content_from_call reads of a service: its parameters and the audited subject."""
+
+    param_index: Mapping[str, ParamSpec]
+    subject_param: str | None
+
+
+def test_record_content_of_every_audit_mode() -> None:
+    service = _Service(
+        {
+            "personalId": compile_param(
+                "personalId", ParamConfig(type="citizen_id", audit="clear")
+            ),
+            "note": compile_param("note", ParamConfig(type="string", audit="omit")),
+            "n": compile_param("n", ParamConfig(type="integer")),
+        },
+        "personalId",
+    )
+    call = CallRecord(
+        request_id="req-0003",
+        started=1741068122.9996,  # milliseconds are cut, not rounded
+        method="GET",
+        path=f"/api/v1/fisher/{PID}",
+        client_ip="10.0.0.8",
+        service="fisher",
+        kind="sandbox",
+        sandbox=True,
+        consumer="lc2",
+        office="00023",
+        params={"personalId": PID, "note": "ส่วนตัว", "n": "7", "x": "?"},
+        status=200,
+        code="000",
+        rows=2,
+        duration=0.0123456,
+        backend_duration=0.00049,
+    )
+    head = ("2025-03-04T06:02:02.999+00:00", "req-0003", "lc2", "00023", None, "10.0.0.8", None)
+    path = ("GET", "/api/v1/fisher/1-xxxx-xxxxx-x5-0", "fisher", "sandbox", 1)
+    tail = (200, "000", 2, 12.346, 0.49, None)
+    unknown = "<unknown parameter: value not kept>"
+    assert content_from_call(call, service, KEY) == (  # type: ignore[arg-type]
+        *head,
+        *path,
+        HMAC_1,
+        "1-xxxx-xxxxx-x5-0",
+        f'{{"personalId":"{PID}","note":"<omitted>","n":"7","x":"{unknown}"}}',
+        *tail,
+    )
+    # without a service nothing of the values is kept, and there is no subject
+    assert content_from_call(call, None, KEY) == (
+        *head,
+        *path,
+        None,
+        None,
+        f'{{"personalId":"{unknown}","note":"{unknown}","n":"{unknown}","x":"{unknown}"}}',
+        *tail,
+    )
 
 
 def test_canonical_form() -> None:
