@@ -8,7 +8,8 @@ import pytest
 
 from gateway.config.models import FieldConfig
 from gateway.normalise import Mapper, compile_mapping
-from gateway.policy import PolicyConfigError, compile_policy
+from gateway.policy import MASKS, PolicyConfigError, compile_policy
+from tests.support import make_pid
 
 ROW: dict[str, Any] = {
     "id": 1,
@@ -53,6 +54,21 @@ def test_a_nested_allow_entry_keeps_that_field_and_no_sibling() -> None:
         "address": {"geo": {"lat": 13.36, "lon": 100.98}}
     }
     assert _apply(["address", "address.village"]) == {"address": ROW["address"]}
+    assert _apply(["address", "address.geo.lat"]) == {"address": ROW["address"]}
+    assert _apply(["address.geo.lat", "address"]) == {"address": ROW["address"]}
+
+
+def test_a_mask_outside_the_allow_list_opens_nothing() -> None:
+    assert _apply(["address.province"], {"address.village": "null"}) == {
+        "address": {"province": "ชลบุรี"}
+    }
+
+
+def test_the_citizen_id_mask_keeps_the_first_four_and_the_last_digit() -> None:
+    pid = make_pid("370010045678")
+    assert (
+        MASKS["citizen_id"](pid) == f"{pid[0]}-{pid[1:5]}-xxxxx-xx-{pid[12]}" == "3-7001-xxxxx-xx-1"
+    )
 
 
 def test_a_mask_two_levels_deep_holds_under_a_narrower_allow_entry() -> None:

@@ -100,11 +100,13 @@ class Mutant:
     where: str  # the enclosing function or class
     before: str
     after: str
+    twin: int = 1  # the n-th mutant of the same text in the same function
 
     @property
     def key(self) -> str:
         """Names the mutant across edits elsewhere in the file (no line number)."""
-        return f"{self.where}: {self.before} -> {self.after}"
+        key = f"{self.where}: {self.before} -> {self.after}"
+        return key if self.twin == 1 else f"{key} #{self.twin}"
 
 
 @dataclass(slots=True)
@@ -243,6 +245,7 @@ def _swap(parent: ast.AST, old: ast.AST, new: ast.AST) -> None:
 def mutants(source: str) -> list[Mutant]:
     tree = ast.parse(source)
     found: list[Mutant] = []
+    seen: dict[tuple[str, str, str], int] = {}
     for index, (node, n, where, parent, stmt) in enumerate(_candidates(tree)):
         shown = node
         if isinstance(node, ast.Constant):  # a bare number says little: show what holds it
@@ -261,7 +264,8 @@ def mutants(source: str) -> list[Mutant]:
                 after = _text(shown)
                 _swap(parent, new, node)
             line: int = node.lineno  # type: ignore[attr-defined]
-            found.append(Mutant(index, variant, line, where, before, after))
+            twin = seen[where, before, after] = seen.get((where, before, after), 0) + 1
+            found.append(Mutant(index, variant, line, where, before, after, twin))
     return found
 
 
