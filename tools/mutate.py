@@ -346,7 +346,7 @@ def _child(module: str, path: str, code: CodeType | None, tests: Sequence[str], 
         status = int(pytest.main(_pytest_args(tests)))
     except BaseException:
         traceback.print_exc()
-        status = 4  # a fault of the runner, not of the mutant
+        status = 99  # a fault of the runner, not of the mutant
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -369,9 +369,10 @@ def run_one(
         done, wait_status = os.waitpid(pid, os.WNOHANG)
         if done:
             code_ = os.waitstatus_to_exitcode(wait_status)
-            # pytest: 0 all passed, 1 a test failed, 2 interrupted (a collection error), 3
-            # internal error (an import of the mutant failed); 4 and 5 are mistakes of ours
-            status = {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(code_, "error")
+            # pytest: 0 all passed; 1 a test failed, 2 a collection error, 3 an internal
+            # error, 4 conftest.py failed to import: the mutant broke something, as long as
+            # the clean run passed (checked first). Our own faults exit 99 (see _child).
+            status = "survived" if code_ == 0 else "error" if code_ == 99 else "killed"
             break
         if time.monotonic() > deadline:
             os.killpg(pid, signal.SIGKILL)
