@@ -65,3 +65,17 @@ def test_values_that_are_not_text_come_back_as_they_are() -> None:
     assert r.value({1, 2}) == {1, 2}
     fields = {"obj": marker, "n": 1.5, "flag": True}
     assert r.value(fields) is fields
+
+
+def test_a_long_secret_does_not_let_a_bare_citizen_id_through() -> None:
+    r = Redactor()
+    r.add_secrets(["a-rather-long-database-password"])  # longer than a citizen ID
+    assert r.text(PID) == MASKED
+    assert r.value({"subject": PID}) == {"subject": MASKED}
+
+
+def test_text_of_a_str_subclass_is_redacted_too() -> None:
+    class Name(str):
+        pass
+
+    assert Redactor().value(Name(f"id {PID}")) == f"id {MASKED}"
