@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.transforms import parse_legacy_date
+from gateway.transforms import PartialDate, parse_legacy_date
 
 LAST_DAY = {1: 31, 2: 28, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 
@@ -21,6 +21,10 @@ def test_the_last_day_of_every_month_and_not_one_more(month: int, be_year: int, 
     assert pd is not None and (pd.year, pd.month, pd.day) == (be_year - 543, month, last)
     with pytest.raises(ValueError, match=f"day {last + 1} (does not exist|out of range)"):
         parse_legacy_date(f"{last + 1:02d}/{month:02d}/{be_year}")
+    # the same rule when a date is made directly (a DATE column, a transform)
+    assert PartialDate(be_year - 543, month, last).day == last
+    with pytest.raises(ValueError):
+        PartialDate(be_year - 543, month, last + 1)
 
 
 @pytest.mark.parametrize(
@@ -41,3 +45,19 @@ def test_the_last_day_of_every_month_and_not_one_more(month: int, be_year: int, 
 def test_an_explicit_era_overrides_the_configured_one(text: str, era: str, iso: str) -> None:
     pd = parse_legacy_date(text, era=era, today_be_year=2568)  # type: ignore[arg-type]
     assert pd is not None and pd.iso() == iso
+
+
+def test_the_years_a_date_may_have() -> None:
+    assert PartialDate(9999, 12, 31).iso() == "9999-12-31"
+    assert PartialDate(1, 1, 1).iso() == "0001-01-01"
+    for year in (0, 10000):
+        with pytest.raises(ValueError, match=f"year {year} out of range"):
+            PartialDate(year)
+
+
+def test_eight_digits_whose_middle_is_no_month_are_day_month_year() -> None:
+    # 1501-13-25 can not be YYYYMMDD (no month 13): it is 15/01/1325
+    pd = parse_legacy_date("15011325", era="ce")
+    assert pd is not None and pd.iso() == "1325-01-15"
+    pd = parse_legacy_date("15011225", era="ce")  # month 12 exists: YYYYMMDD wins
+    assert pd is not None and pd.iso() == "1501-12-25"
