@@ -156,7 +156,10 @@ async def test_hourly_segments_and_their_bounds(tmp_path: Path, machine_in_utc: 
     store = SqliteStore.open(audit.path)
     try:
         segmenter = Segmenter("hour", audit.timezone)
-        # a segment with a later one is closed at once; the last one when its hour is over
+        # a segment with a later one is closed at once, even while its own hour runs
+        run = seal_due(store, seed=audit.seal_seed, segmenter=segmenter, grace=grace, now=eleven)
+        assert [s.segment for s in run.sealed] == [t10, t11] and not run.problems
+        # the last one when its hour and the grace are over
         run = seal_due(
             store,
             seed=audit.seal_seed,
@@ -164,7 +167,7 @@ async def test_hourly_segments_and_their_bounds(tmp_path: Path, machine_in_utc: 
             grace=grace,
             now=twelve_ends + grace - 1,
         )
-        assert [s.segment for s in run.sealed] == [t10, t11] and not run.problems
+        assert run.sealed == [] and not run.problems
         run = seal_due(
             store, seed=audit.seal_seed, segmenter=segmenter, grace=grace, now=twelve_ends + grace
         )
@@ -184,3 +187,18 @@ async def test_segment_bounds_are_in_the_chain_time_zone(
     ends = at("2025-03-05", "00:00")  # D2 ends at midnight in Bangkok, 17:00 UTC
     assert _states(_verify_at(config, ends + grace - 1)) == {D1: "unsealed", D2: "open"}
     assert _states(_verify_at(config, ends + grace)) == {D1: "unsealed", D2: "unsealed"}
+
+
+async def test_every_deletion_in_a_sealed_segment_is_reported(tmp_path: Path) -> None:
+    from tests.audit_support import DAYS, fill_store
+
+    config = write_config(tmp_path, seal_interval=3600)
+    await fill_store(config)
+    db = tmp_path / "audit.sqlite"
+    sql(db, "DELETE FROM audit_log WHERE seq IN (15, 20)")  # 20 is the segment's last record
+    code, findings = _verify(config)
+    assert code == 1
+    deleted = [f["message"] for f in findings if f["kind"] == "deleted"]
+    assert any("between seq 14" in m for m in deleted), findings
+    assert any("seq 20..20 at the end of the segment" in m for m in deleted), findings
+    assert all(f["segment"] == DAYS[1] for f in findings if f["severity"] == "error")
