@@ -61,3 +61,21 @@ def test_eight_digits_whose_middle_is_no_month_are_day_month_year() -> None:
     assert pd is not None and pd.iso() == "1325-01-15"
     pd = parse_legacy_date("15011225", era="ce")  # month 12 exists: YYYYMMDD wins
     assert pd is not None and pd.iso() == "1501-12-25"
+
+
+@pytest.mark.parametrize(
+    ("text", "era", "iso"),
+    [
+        ("25670131", "be", "2024-01-31"),  # YYYYMMDD with the 31st, not DDMMYYYY
+        ("01/01/2400", "ce", "2400-01-01"),  # the last year read as CE in a CE column
+        ("01/01/2401", "ce", "1858-01-01"),  # later than that: a BE year in a CE column
+    ],
+)
+def test_the_boundaries_between_the_readings(text: str, era: str, iso: str) -> None:
+    pd = parse_legacy_date(text, era=era)  # type: ignore[arg-type]
+    assert pd is not None and pd.iso() == iso
+
+
+def test_a_day_of_three_digits_is_refused() -> None:
+    with pytest.raises(ValueError, match="unrecognised date parts"):
+        parse_legacy_date("2567/01/015")
