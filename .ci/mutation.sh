@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="${MUTATION_BASE:-HEAD~1}"
+# .ci/run calls this before its last line (the README's test command) makes the venv
+[ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'; }
 echo "[ci] mutation sample of the core modules changed since $base"
 exec .venv/bin/python tools/mutate.py --changed-since "$base" --sample 12 --fallback 2 --strict
