@@ -54,19 +54,14 @@ HMAC_2 = "7dc3ed80332f1e255154718993abe83c9b03427b29be8d9c2de9b9cb4b2b75c6"
 HASH_1 = "ea73ecd49f6a701ed7a2c8732b82c56e031459394f74dac531984f244e70249e"
 HASH_2 = "096b48b634e7382c902c2d76669b086d8508c3fb418a0b18666cf30ba54985e1"
 
+# consumer, office, officer, client_ip, user_agent, method, path, service, kind, sandbox
+CALLER = ("lc2", "00023", "3100600123457", "10.0.0.7", "Linkage Center 2/1.0", "GET")
+WHAT = ("/api/v1/fisher", "fisher", "data", 0)
 CONTENT_1: Content = (
     "2025-03-04T06:00:00.125+00:00",
     "req-0001",
-    "lc2",
-    "00023",
-    "3100600123457",
-    "10.0.0.7",
-    "Linkage Center 2/1.0",
-    "GET",
-    "/api/v1/fisher",
-    "fisher",
-    "data",
-    0,
+    *CALLER,
+    *WHAT,
     HMAC_1,
     "1-xxxx-xxxxx-x5-0",
     '{"personalId":{"hmac":"' + HMAC_1 + '"}}',
@@ -80,16 +75,8 @@ CONTENT_1: Content = (
 CONTENT_2: Content = (
     "2025-03-04T06:01:01.500+00:00",
     "req-0002",
-    "lc2",
-    "00023",
-    "3100600123457",
-    "10.0.0.7",
-    "Linkage Center 2/1.0",
-    "GET",
-    "/api/v1/fisher",
-    "fisher",
-    "data",
-    0,
+    *CALLER,
+    *WHAT,
     HMAC_2,
     None,  # not a valid citizen ID: hashed, but no hint
     '{"personalId":{"hmac":"' + HMAC_2 + '"}}',

@@ -61,8 +61,11 @@ def _verify(config: Path) -> tuple[int, list[dict[str, Any]]]:
     return code, json.loads(out)["findings"]
 
 
-def _errors(findings: list[dict[str, Any]]) -> set[tuple[str, str, int | None]]:
-    return {(f["kind"], f["segment"], f["seq"]) for f in findings if f["severity"] == "error"}
+def _found(config: Path, kind: str, segment: str, seq: int) -> None:
+    """``audit verify`` fails and names this kind of finding at this place."""
+    code, findings = _verify(config)
+    errors = {(f["kind"], f["segment"], f["seq"]) for f in findings if f["severity"] == "error"}
+    assert code == 1 and (kind, segment, seq) in errors, findings
 
 
 def _verify_at(config: Path, now: float) -> VerifyResult:
@@ -95,10 +98,8 @@ async def test_a_deleted_record_with_the_next_one_relinked_is_found(tmp_path: Pa
     (prev,) = sql(db, "SELECT prev_hash FROM audit_log WHERE seq = 3")[0]
     sql(db, "DELETE FROM audit_log WHERE seq = 3")
     sql(db, "UPDATE audit_log SET prev_hash = ? WHERE seq = 4", [prev])
-    code, findings = _verify(config)
-    assert code == 1
     # seq 4's hash covers the hash it followed: it no longer matches what it was written after
-    assert ("modified", D1, 4) in _errors(findings), findings
+    _found(config, "modified", D1, 4)
 
 
 async def test_a_record_moved_into_the_next_unsealed_segment_is_found(tmp_path: Path) -> None:
@@ -107,9 +108,7 @@ async def test_a_record_moved_into_the_next_unsealed_segment_is_found(tmp_path: 
     assert _labels(db) == [(1, D1), (2, D1), (3, D2)]
     # the last record of D1 is moved to D2, its time stamp with it: the links are untouched
     sql(db, "UPDATE audit_log SET segment = ?, ts = ? WHERE seq = 2", [D2, "2025-03-03T17:00:00"])
-    code, findings = _verify(config)
-    assert code == 1
-    assert ("modified", D2, 2) in _errors(findings), findings
+    _found(config, "modified", D2, 2)
 
 
 async def test_a_record_moved_out_of_a_sealed_segment_is_found(tmp_path: Path) -> None:
@@ -118,9 +117,7 @@ async def test_a_record_moved_out_of_a_sealed_segment_is_found(tmp_path: Path) -
     assert cli("audit", "seal", "-c", str(config))[0] == 0
     assert _verify(config)[0] == 0
     sql(db, "UPDATE audit_log SET segment = ? WHERE seq = 2", [D2])
-    code, findings = _verify(config)
-    assert code == 1
-    assert ("modified", D2, 2) in _errors(findings), findings
+    _found(config, "modified", D2, 2)
 
 
 async def test_a_record_exactly_at_midnight_opens_the_new_day(

@@ -40,9 +40,13 @@ def test_the_last_day_of_every_month_and_not_one_more(month: int, be_year: int, 
         ("15 ม.ค. 67", "be", "2024-01-15"),
         ("15 ม.ค. 67", "ce", "1967-01-15"),
         ("15 ม.ค. 2300", "be", "1757-01-15"),
+        # the boundaries between the readings of digits
+        ("25670131", "be", "2024-01-31"),  # YYYYMMDD with the 31st, not DDMMYYYY
+        ("01/01/2400", "ce", "2400-01-01"),  # the last year read as CE in a CE column
+        ("01/01/2401", "ce", "1858-01-01"),  # later than that: a BE year in a CE column
     ],
 )
-def test_an_explicit_era_overrides_the_configured_one(text: str, era: str, iso: str) -> None:
+def test_the_era_and_the_reading_of_a_date(text: str, era: str, iso: str) -> None:
     pd = parse_legacy_date(text, era=era, today_be_year=2568)  # type: ignore[arg-type]
     assert pd is not None and pd.iso() == iso
 
@@ -61,19 +65,6 @@ def test_eight_digits_whose_middle_is_no_month_are_day_month_year() -> None:
     assert pd is not None and pd.iso() == "1325-01-15"
     pd = parse_legacy_date("15011225", era="ce")  # month 12 exists: YYYYMMDD wins
     assert pd is not None and pd.iso() == "1501-12-25"
-
-
-@pytest.mark.parametrize(
-    ("text", "era", "iso"),
-    [
-        ("25670131", "be", "2024-01-31"),  # YYYYMMDD with the 31st, not DDMMYYYY
-        ("01/01/2400", "ce", "2400-01-01"),  # the last year read as CE in a CE column
-        ("01/01/2401", "ce", "1858-01-01"),  # later than that: a BE year in a CE column
-    ],
-)
-def test_the_boundaries_between_the_readings(text: str, era: str, iso: str) -> None:
-    pd = parse_legacy_date(text, era=era)  # type: ignore[arg-type]
-    assert pd is not None and pd.iso() == iso
 
 
 def test_a_day_of_three_digits_is_refused() -> None:
