@@ -9,9 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit import keys
-
-SEED = bytes(range(32, 64))
-PUBLIC = "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7"  # of SEED
+from tests.test_audit_formats import PUBLIC, SEED
 
 
 def test_a_new_private_key_reads_back_as_a_seed_and_its_public_half(tmp_path: Path) -> None:
