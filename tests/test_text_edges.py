@@ -25,3 +25,10 @@ def test_text_that_can_not_be_mojibake_is_left_alone() -> None:
 def test_clean_text_names_a_wrong_type() -> None:
     with pytest.raises(TypeError, match="expected str, got int"):
         clean_text(12)
+
+
+def test_a_latin_title_with_its_dot_may_be_glued_to_the_name() -> None:
+    parts = split_thai_name("Dr.Somchai Jaidee")
+    assert (parts.title, parts.first, parts.last) == ("Dr.", "Somchai", "Jaidee")
+    parts = split_thai_name("Missy Jones")  # a title without a dot must end at the word
+    assert (parts.title, parts.first, parts.last) == (None, "Missy", "Jones")
