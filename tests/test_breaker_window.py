@@ -8,15 +8,14 @@ so that only the rate decides.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from gateway.breaker import Breaker, BreakerConfig
+from gateway.breaker import Breaker
+from gateway.config.models import CircuitConfig
 from gateway.errors import CircuitOpen
 from tests.support import state_of
 
-RATE_ONLY = BreakerConfig(
+RATE_ONLY = CircuitConfig(
     failure_threshold=1000,
     error_rate=0.5,
     window=10.0,  # ten buckets of one second
@@ -153,7 +152,8 @@ def test_a_failed_trial_opens_again_and_the_next_wait_allows_a_new_trial() -> No
 
 def test_after_a_recovery_the_consecutive_count_starts_from_zero() -> None:
     clock = Clock(1000.0)
-    b = Breaker("db", replace(RATE_ONLY, failure_threshold=3, min_calls=1000), clock=clock)
+    cfg = RATE_ONLY.model_copy(update={"failure_threshold": 3, "min_calls": 1000})
+    b = Breaker("db", cfg, clock=clock)
     _calls(b, "FFF")
     assert state_of(b) == "open"
     clock.now += RATE_ONLY.open_for
