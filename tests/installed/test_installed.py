@@ -320,4 +320,4 @@ def test_oracle_options(installed: Installed, tmp_path: Path) -> None:
         "check", "-c", str(_oracle_config(tmp_path, connect_timeout=0)), env=TEST_ENV
     )
     assert bad.returncode == 1
-    assert "connect_timeout" in bad.stdout, bad.stdout + bad.stderr
+    assert "connect_timeout" in bad.stderr, bad.stdout + bad.stderr
