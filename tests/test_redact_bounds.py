@@ -79,3 +79,18 @@ def test_text_of_a_str_subclass_is_redacted_too() -> None:
         pass
 
     assert Redactor().value(Name(f"id {PID}")) == f"id {MASKED}"
+
+
+def test_the_shortest_of_several_secrets_sets_what_is_looked_at() -> None:
+    r = Redactor()
+    r.add_secrets(["k" * MIN_SECRET_LENGTH, "a-much-longer-secret"])
+    short = "pw=" + "k" * MIN_SECRET_LENGTH  # shorter than the longer secret and than an ID
+    assert r.text(short) == "pw=[secret]"
+
+
+def test_an_empty_bound_value_leaves_empty_quotes_alone() -> None:
+    from gateway.security.redact import redact_values
+
+    message = "syntax error at or near '' at line 1"
+    assert redact_values(message, [""]) == message
+    assert redact_values("value 'ab' too long", ["ab"]) == "value <parameter> too long"
