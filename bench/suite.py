@@ -40,6 +40,7 @@ from bench.targets import (
     start_floor,
     start_gateway,
     start_nginx,
+    start_peer,
     supports_workers,
     write_config,
 )
@@ -197,7 +198,7 @@ class Session:
         """Start every instance the scenarios need; returns those that can run here."""
         wanted: list[str] = []
         for s in scenarios:
-            for name in (s.floor, s.gateway, s.ceiling):
+            for name in (s.floor, s.peer, s.gateway, s.ceiling):
                 if name not in wanted:
                     wanted.append(name)
         if self.has_variant:
@@ -208,7 +209,7 @@ class Session:
                 self.instances[name] = self._start_instance(name)
             except _Unavailable as why:
                 for s in scenarios:
-                    if name in (s.floor, s.gateway, s.ceiling):
+                    if name in (s.floor, s.peer, s.gateway, s.ceiling):
                         self.unavailable[s.name] = str(why)
                         if s in runnable:
                             runnable.remove(s)
@@ -227,6 +228,17 @@ class Session:
                 processes=2 if name == "floor2" else 1,
             )
             self.log(f"  {name}: floor on :{inst.port}")
+            return inst
+        if name in ("peer", "peer2"):
+            inst = start_peer(
+                self.sup,
+                name,
+                pg_dsn=self.pg_dsn,
+                sqlite_path=self.sqlite_path,
+                pool_size=opts.pool,
+                processes=2 if name == "peer2" else 1,
+            )
+            self.log(f"  {name}: hand-written FastAPI provider on :{inst.port}")
             return inst
         if name in ("nginx", "nginx2"):
             inst = start_nginx(
@@ -254,6 +266,7 @@ class Session:
     def targets(self, s: Scenario) -> dict[str, Instance]:
         out = {
             "floor": self.instances[s.floor],
+            "peer": self.instances[s.peer],
             "gateway": self.instances[s.gateway],
             "ceiling": self.instances[s.ceiling],
         }

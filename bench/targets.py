@@ -31,6 +31,7 @@ __all__ = [
     "start_floor",
     "start_gateway",
     "start_nginx",
+    "start_peer",
     "supports_workers",
 ]
 
@@ -43,7 +44,7 @@ class Instance:
     """One running target: where it listens and its processes."""
 
     name: str
-    kind: str  # floor | gateway | ceiling
+    kind: str  # floor | peer | gateway | ceiling
     port: int
     proc: Proc
     admin_port: int | None = None
@@ -157,6 +158,28 @@ def start_floor(
     proc = sup.start(name, argv, env=gateway_env(REPO), cwd=REPO, count=processes)
     ready = wait_http(proc, port, "/health")
     return Instance(name, "floor", port, proc, None, ready)
+
+
+def start_peer(
+    sup: Supervisor,
+    name: str,
+    *,
+    pg_dsn: str,
+    sqlite_path: Path,
+    pool_size: int,
+    processes: int = 1,
+) -> Instance:
+    """The hand-written FastAPI provider (bench/peer.py), as the floor is started."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "bench.peer", "--port", str(port), "--pg", pg_dsn,
+        "--pool", str(pool_size), "--sqlite", str(sqlite_path),
+    ]
+    if processes > 1:
+        argv.append("--reuse-port")
+    proc = sup.start(name, argv, env=gateway_env(REPO), cwd=REPO, count=processes)
+    ready = wait_http(proc, port, "/health")
+    return Instance(name, "peer", port, proc, None, ready)
 
 
 def nginx_conf(prefix: Path, static: Path, port: int, workers: int) -> str:

@@ -29,7 +29,7 @@ from bench.scenarios import SCENARIOS
 from bench.seed import drop_database
 from bench.targets import REPO
 
-_TARGETS = ("floor", "gateway", "ceiling")
+_TARGETS = ("floor", "peer", "gateway", "ceiling")
 
 
 def _require(tool: str, package: str) -> None:
@@ -74,6 +74,8 @@ def test_harness_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
         assert summary[scenario.name]["gateway"]["cpu_ms_per_req"] > 0
     assert results["startup"]["services50_s"] > 0
     assert "issue 6 targets" in results["report"]
+    assert "targets against the hand-written peer" in results["report"]
+    assert results["peer_targets"][0]["target"] == "single-row: gateway/peer throughput"
 
 
 def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
