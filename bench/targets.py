@@ -77,6 +77,8 @@ def build_tree(patches: Sequence[Path], into: Path, base: Path = REPO) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for pkg in ("gateway", "adapters"):
         shutil.copytree(base / pkg, into / pkg, ignore=ignore)
+    for shared in base.glob("*__mypyc.*.so"):  # a tree compiled in place (LC2_COMPILE=1)
+        shutil.copy2(shared, into / shared.name)
     for patch in patches:
         out = subprocess.run(
             ["patch", "-p1", "--forward", "--batch", "-d", str(into), "-i", str(patch.resolve())],
