@@ -79,7 +79,7 @@ def build_app(pg_dsn: str | None, pool_size: int, sqlite_path: str | None) -> Fa
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pg_dsn:
             state["pg"] = await asyncpg.create_pool(pg_dsn, min_size=0, max_size=pool_size)
         conns: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
