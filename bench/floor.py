@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bench.workload import DEMO_FISHER_SQL, FISHER_SQL, VESSEL_SQL, numbered, pid_forms, qmarked
 
-__all__ = ["build_app", "main"]
+__all__ = ["build_app", "close_demo", "main", "open_demo"]
 
 _HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 _SANDBOX_ROWS = [
@@ -45,6 +45,23 @@ def _text(raw: bytes) -> str:
         return raw.decode("cp874", "replace")
 
 
+async def open_demo(path: str | None) -> asyncio.Queue[aiosqlite.Connection]:
+    """Four read-only connections to the demo database (none without a path)."""
+    conns: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+    if path:
+        for _ in range(4):
+            conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+            conn.text_factory = _text
+            conn.row_factory = sqlite3.Row
+            conns.put_nowait(conn)
+    return conns
+
+
+async def close_demo(conns: asyncio.Queue[aiosqlite.Connection]) -> None:
+    while not conns.empty():
+        await conns.get_nowait().close()
+
+
 def _envelope(data: list[Any]) -> web.Response:
     body = orjson.dumps({"responseCode": "000", "message": "success", "data": data})
     return web.Response(body=body, headers=_HEADERS)
@@ -58,17 +75,9 @@ def build_app(pg_dsn: str | None, pool_size: int, sqlite_path: str | None) -> we
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if pg_dsn:
             app[_PG] = await asyncpg.create_pool(pg_dsn, min_size=0, max_size=pool_size)
-        conns: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        if sqlite_path:
-            for _ in range(4):
-                conn = await aiosqlite.connect(f"file:{sqlite_path}?mode=ro", uri=True)
-                conn.text_factory = _text
-                conn.row_factory = sqlite3.Row
-                conns.put_nowait(conn)
-        app[_SQLITE] = conns
+        conns = app[_SQLITE] = await open_demo(sqlite_path)
         yield
-        while not conns.empty():
-            await conns.get_nowait().close()
+        await close_demo(conns)
         if pg_dsn:
             await app[_PG].close()
 

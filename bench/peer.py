@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import hmac
 import socket
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,7 +29,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from bench.floor import _SANDBOX_ROWS, _text
+from bench.floor import _SANDBOX_ROWS, close_demo, open_demo
 from bench.workload import (
     DEMO_FISHER_SQL,
     FISHER_SQL,
@@ -82,17 +81,9 @@ def build_app(pg_dsn: str | None, pool_size: int, sqlite_path: str | None) -> Fa
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pg_dsn:
             state["pg"] = await asyncpg.create_pool(pg_dsn, min_size=0, max_size=pool_size)
-        conns: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        if sqlite_path:
-            for _ in range(4):
-                conn = await aiosqlite.connect(f"file:{sqlite_path}?mode=ro", uri=True)
-                conn.text_factory = _text
-                conn.row_factory = sqlite3.Row
-                conns.put_nowait(conn)
-        state["sqlite"] = conns
+        conns = state["sqlite"] = await open_demo(sqlite_path)
         yield
-        while not conns.empty():
-            await conns.get_nowait().close()
+        await close_demo(conns)
         if pg_dsn:
             await state["pg"].close()
 

@@ -40,7 +40,6 @@ from bench.targets import (
     start_floor,
     start_gateway,
     start_nginx,
-    start_peer,
     supports_workers,
     write_config,
 )
@@ -218,27 +217,18 @@ class Session:
 
     def _start_instance(self, name: str) -> Instance:
         opts = self.opts
-        if name in ("floor", "floor2"):
+        if name in ("floor", "floor2", "peer", "peer2"):
+            kind = name.rstrip("2")
             inst = start_floor(
                 self.sup,
                 name,
                 pg_dsn=self.pg_dsn,
                 sqlite_path=self.sqlite_path,
                 pool_size=opts.pool,
-                processes=2 if name == "floor2" else 1,
+                processes=2 if name.endswith("2") else 1,
+                kind=kind,
             )
-            self.log(f"  {name}: floor on :{inst.port}")
-            return inst
-        if name in ("peer", "peer2"):
-            inst = start_peer(
-                self.sup,
-                name,
-                pg_dsn=self.pg_dsn,
-                sqlite_path=self.sqlite_path,
-                pool_size=opts.pool,
-                processes=2 if name == "peer2" else 1,
-            )
-            self.log(f"  {name}: hand-written FastAPI provider on :{inst.port}")
+            self.log(f"  {name}: {kind} on :{inst.port}")
             return inst
         if name in ("nginx", "nginx2"):
             inst = start_nginx(

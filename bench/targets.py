@@ -31,7 +31,6 @@ __all__ = [
     "start_floor",
     "start_gateway",
     "start_nginx",
-    "start_peer",
     "supports_workers",
 ]
 
@@ -149,39 +148,20 @@ def start_floor(
     sqlite_path: Path,
     pool_size: int,
     processes: int = 1,
+    kind: str = "floor",
 ) -> Instance:
+    """The floor (bench/floor.py) or, with ``kind="peer"``, the hand-written provider
+    (bench/peer.py): the same command line, one process per ``processes``."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "bench.floor", "--port", str(port), "--pg", pg_dsn,
+        sys.executable, "-m", f"bench.{kind}", "--port", str(port), "--pg", pg_dsn,
         "--pool", str(pool_size), "--sqlite", str(sqlite_path),
     ]
     if processes > 1:
         argv.append("--reuse-port")
     proc = sup.start(name, argv, env=gateway_env(REPO), cwd=REPO, count=processes)
     ready = wait_http(proc, port, "/health")
-    return Instance(name, "floor", port, proc, None, ready)
-
-
-def start_peer(
-    sup: Supervisor,
-    name: str,
-    *,
-    pg_dsn: str,
-    sqlite_path: Path,
-    pool_size: int,
-    processes: int = 1,
-) -> Instance:
-    """The hand-written FastAPI provider (bench/peer.py), as the floor is started."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "bench.peer", "--port", str(port), "--pg", pg_dsn,
-        "--pool", str(pool_size), "--sqlite", str(sqlite_path),
-    ]
-    if processes > 1:
-        argv.append("--reuse-port")
-    proc = sup.start(name, argv, env=gateway_env(REPO), cwd=REPO, count=processes)
-    ready = wait_http(proc, port, "/health")
-    return Instance(name, "peer", port, proc, None, ready)
+    return Instance(name, kind, port, proc, None, ready)
 
 
 def nginx_conf(prefix: Path, static: Path, port: int, workers: int) -> str:
