@@ -14,11 +14,9 @@ never the gateway's own.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hmac
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +27,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from bench.floor import _SANDBOX_ROWS, close_demo, open_demo
+from bench.floor import _SANDBOX_ROWS, arguments, close_demo, listening_socket, open_demo
 from bench.workload import (
     DEMO_FISHER_SQL,
     FISHER_SQL,
@@ -142,19 +140,8 @@ def build_app(pg_dsn: str | None, pool_size: int, sqlite_path: str | None) -> Fa
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pg", help="PostgreSQL DSN of the benchmark database")
-    p.add_argument("--pool", type=int, default=8, help="asyncpg pool size (as the gateway's)")
-    p.add_argument("--sqlite", help="the demo SQLite database")
-    p.add_argument("--reuse-port", action="store_true", help="share the port (SO_REUSEPORT)")
-    args = p.parse_args(argv)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if args.reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((args.host, args.port))
+    args = arguments(__doc__, argv)
+    sock = listening_socket(args)
     config = uvicorn.Config(
         build_app(args.pg, args.pool, args.sqlite),
         loop="uvloop",
