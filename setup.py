@@ -32,7 +32,13 @@ COMPILED = [
 def _ext_modules() -> list[object]:
     if os.environ.get("LC2_COMPILE", "") != "1":
         return []
-    from mypyc.build import mypycify  # only a compiled build needs mypy
+    try:
+        from mypyc.build import mypycify  # only a compiled build needs mypy
+    except ImportError as exc:
+        raise SystemExit(
+            "LC2_COMPILE=1 needs mypy in the build environment: "
+            "pip wheel --no-build-isolation from an environment that has it"
+        ) from exc
 
     return list(mypycify(COMPILED, opt_level="3"))
 
