@@ -53,7 +53,11 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 def _valid_pid(pid: str) -> bool:
-    """13 ASCII digits, the last the mod-11 check digit of the first twelve."""
+    """13 ASCII digits, the last the mod-11 check digit of the first twelve.
+
+    Written out as a department would, not borrowed from the gateway: the peer shares
+    no code with what it is compared with.
+    """
     if len(pid) != 13 or not pid.isascii() or not pid.isdigit():
         return False
     total = sum(int(d) * (13 - i) for i, d in enumerate(pid[:12]))
