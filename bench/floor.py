@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bench.workload import DEMO_FISHER_SQL, FISHER_SQL, VESSEL_SQL, numbered, pid_forms, qmarked
 
-__all__ = ["build_app", "main"]
+__all__ = ["arguments", "build_app", "close_demo", "listening_socket", "main", "open_demo"]
 
 _HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 _SANDBOX_ROWS = [
@@ -45,6 +45,23 @@ def _text(raw: bytes) -> str:
         return raw.decode("cp874", "replace")
 
 
+async def open_demo(path: str | None) -> asyncio.Queue[aiosqlite.Connection]:
+    """Four read-only connections to the demo database (none without a path)."""
+    conns: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+    if path:
+        for _ in range(4):
+            conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+            conn.text_factory = _text
+            conn.row_factory = sqlite3.Row
+            conns.put_nowait(conn)
+    return conns
+
+
+async def close_demo(conns: asyncio.Queue[aiosqlite.Connection]) -> None:
+    while not conns.empty():
+        await conns.get_nowait().close()
+
+
 def _envelope(data: list[Any]) -> web.Response:
     body = orjson.dumps({"responseCode": "000", "message": "success", "data": data})
     return web.Response(body=body, headers=_HEADERS)
@@ -58,17 +75,9 @@ def build_app(pg_dsn: str | None, pool_size: int, sqlite_path: str | None) -> we
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if pg_dsn:
             app[_PG] = await asyncpg.create_pool(pg_dsn, min_size=0, max_size=pool_size)
-        conns: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        if sqlite_path:
-            for _ in range(4):
-                conn = await aiosqlite.connect(f"file:{sqlite_path}?mode=ro", uri=True)
-                conn.text_factory = _text
-                conn.row_factory = sqlite3.Row
-                conns.put_nowait(conn)
-        app[_SQLITE] = conns
+        conns = app[_SQLITE] = await open_demo(sqlite_path)
         yield
-        while not conns.empty():
-            await conns.get_nowait().close()
+        await close_demo(conns)
         if pg_dsn:
             await app[_PG].close()
 
@@ -111,27 +120,36 @@ async def _serve(args: argparse.Namespace) -> None:
     app = build_app(args.pg, args.pool, args.sqlite)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if args.reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((args.host, args.port))
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, listening_socket(args)).start()
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str | None, argv: list[str] | None) -> argparse.Namespace:
+    """The command line the floor and the peer share."""
+    p = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pg", help="PostgreSQL DSN of the benchmark database")
     p.add_argument("--pool", type=int, default=8, help="asyncpg pool size (as the gateway's)")
     p.add_argument("--sqlite", help="the demo SQLite database")
     p.add_argument("--reuse-port", action="store_true", help="share the port (SO_REUSEPORT)")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def listening_socket(args: argparse.Namespace) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((args.host, args.port))
+    return sock
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(__doc__, argv)
     with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
         uvloop.run(_serve(args))
 

@@ -18,6 +18,7 @@ __all__ = [
     "Check",
     "comparisons",
     "medians",
+    "peer_checks",
     "ratios",
     "render_checks",
     "render_comparisons",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 METRICS = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "peak_rss_mb")
-_TARGET_ORDER = ("floor", "gateway", "variant", "ceiling")
+_TARGET_ORDER = ("floor", "peer", "gateway", "variant", "ceiling")
 
 Summary = dict[str, dict[str, dict[str, float]]]
 
@@ -88,10 +89,19 @@ def ratios(samples: Sequence[Sample]) -> dict[str, dict[str, float | None]]:
             "p50 gateway-floor ms": _per_run(
                 samples, (scenario, "gateway"), (scenario, "floor"), _p50_delta
             ),
+            "gateway/peer": _per_run(
+                samples, (scenario, "gateway"), (scenario, "peer"), _rps_ratio
+            ),
+            "p50 gateway-peer ms": _per_run(
+                samples, (scenario, "gateway"), (scenario, "peer"), _p50_delta
+            ),
         }
         if any(s.scenario == scenario and s.target == "variant" for s in samples):
             row["variant/floor"] = _per_run(
                 samples, (scenario, "variant"), (scenario, "floor"), _rps_ratio
+            )
+            row["variant/peer"] = _per_run(
+                samples, (scenario, "variant"), (scenario, "peer"), _rps_ratio
             )
             row["variant/gateway"] = _per_run(
                 samples, (scenario, "variant"), (scenario, "gateway"), _rps_ratio
@@ -109,6 +119,7 @@ _COMPARISONS = (
      ("audit-tmpfs", "gateway")),
     ("workers 2/1: gateway", ("workers2", "gateway"), ("single", "gateway")),
     ("workers 2/1: floor", ("workers2", "floor"), ("single", "floor")),
+    ("workers 2/1: peer", ("workers2", "peer"), ("single", "peer")),
     ("sqlite gateway / postgresql gateway", ("sqlite", "gateway"), ("single", "gateway")),
 )
 
@@ -132,7 +143,7 @@ def render_table(
     variant = any("variant" in t for t in summary.values())
     head = (
         f"{'scenario':<12} {'target':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'CPU ms/req':>10} {'peak RSS MB':>11} {'gw/floor':>9} {'gw/ceil':>8} "
+        f"{'CPU ms/req':>10} {'peak RSS MB':>11} {'gw/floor':>9} {'gw/peer':>8} {'gw/ceil':>8} "
         f"{'Δp50 ms':>8}" + (f" {'vs gw':>6}" if variant else "")
     )
     lines = [head, "-" * len(head)]
@@ -152,12 +163,14 @@ def render_table(
             if target == "gateway":
                 extra = (
                     f" {_num(r.get('gateway/floor') if rates else None, '.2f'):>9} "
+                    f"{_num(r.get('gateway/peer') if rates else None, '.2f'):>8} "
                     f"{_num(r.get('gateway/ceiling') if rates else None, '.3f'):>8} "
                     f"{_num(r.get('p50 gateway-floor ms'), '+.2f'):>8}"
                 )
             elif target == "variant":
                 extra = (
-                    f" {_num(r.get('variant/floor') if rates else None, '.2f'):>9} {'':>8} "
+                    f" {_num(r.get('variant/floor') if rates else None, '.2f'):>9} "
+                    f"{_num(r.get('variant/peer') if rates else None, '.2f'):>8} {'':>8} "
                     f"{_num(r.get('p50 variant-floor ms'), '+.2f'):>8} "
                     f"{_num(r.get('variant/gateway') if rates else None, '.3f'):>6}"
                 )
@@ -231,8 +244,28 @@ def target_checks(
     return checks
 
 
-def render_checks(checks: Sequence[Check]) -> str:
-    lines = ["issue 6 targets"]
+def peer_checks(
+    rat: Mapping[str, Mapping[str, float | None]], comp: Mapping[str, float | None]
+) -> list[Check]:
+    """The targets against the hand-written FastAPI provider (bench/peer.py)."""
+    single = rat.get("single", {})
+    peer, floor = single.get("gateway/peer"), single.get("gateway/floor")
+    delta1 = rat.get("single-c1", {}).get("p50 gateway-floor ms")
+    workers = comp.get("workers 2/1: gateway")
+    return [
+        Check("single-row: gateway/peer throughput", _num(peer, ".2f"), ">= 0.8",
+              None if peer is None else peer >= 0.8),
+        Check("single-row: gateway/floor throughput", _num(floor, ".2f"), ">= 0.5",
+              None if floor is None else floor >= 0.5),
+        Check("single-row: p50 gateway - floor (1 conn)", _num(delta1, "+.2f") + " ms",
+              "<= 0.4 ms", None if delta1 is None else delta1 <= 0.4),
+        Check("workers 2/1: gateway throughput", _num(workers, ".2f"), ">= 1.6",
+              None if workers is None else workers >= 1.6),
+    ]
+
+
+def render_checks(checks: Sequence[Check], title: str = "issue 6 targets") -> str:
+    lines = [title]
     for c in checks:
         met = "not measured" if c.met is None else "met" if c.met else "NOT MET"
         lines.append(f"  {c.name:<52} {c.value:>12}  goal {c.goal:<14} {met}")

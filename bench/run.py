@@ -221,6 +221,7 @@ def _main(argv: list[str] | None) -> int:
                 rat = report.ratios(samples)
                 comp = report.comparisons(samples)
                 checks = report.target_checks(summary, rat, comp, startup, None)
+                against_peer = report.peer_checks(rat, comp)
                 table = report.render_table(scenarios, summary, rat, session.unavailable)
                 text = "\n\n".join([
                     f"lc2-gateway {commit}{' + uncommitted changes' if dirty else ''}: {command}\n"
@@ -230,6 +231,7 @@ def _main(argv: list[str] | None) -> int:
                     table,
                     report.render_comparisons(comp),
                     report.render_checks(checks),
+                    report.render_checks(against_peer, "targets against the hand-written peer"),
                     *(["notes:\n" + "\n".join(f"  {n}" for n in session.notes)]
                       if session.notes else []),
                 ])
@@ -239,6 +241,7 @@ def _main(argv: list[str] | None) -> int:
                     ratios=rat,
                     comparisons=comp,
                     targets=[c.as_dict() for c in checks],
+                    peer_targets=[c.as_dict() for c in against_peer],
                     unavailable=session.unavailable,
                     notes=session.notes,
                     samples=[asdict(s) for s in samples],

@@ -16,6 +16,7 @@ class Scenario:
     rows: int | None  # data rows every answer must hold (None: at least one, not checked)
     gateway: str = "gw"  # instance names, see bench.suite
     floor: str = "floor"
+    peer: str = "peer"
     ceiling: str = "nginx"
     probe: str | None = None  # measured path, while ``path`` loads the target
     patchable: bool = True  # the variant gateway (--patch, --variant-src) runs it too
@@ -79,12 +80,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "workers2",
-        "single-row, 2 workers (floor: 2 processes, nginx: 2 workers)",
+        "single-row, 2 workers (floor, peer: 2 processes; nginx: 2 workers)",
         _FISHER,
         "hit",
         1,
         gateway="gw_w2",
         floor="floor2",
+        peer="peer2",
         ceiling="nginx2",
         patchable=False,
     ),
@@ -113,7 +115,7 @@ class Sample:
     """One measurement of one target in one scenario and run."""
 
     scenario: str
-    target: str  # floor | gateway | ceiling | variant
+    target: str  # floor | peer | gateway | ceiling | variant
     run: int
     rps: float
     p50_ms: float

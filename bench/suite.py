@@ -197,7 +197,7 @@ class Session:
         """Start every instance the scenarios need; returns those that can run here."""
         wanted: list[str] = []
         for s in scenarios:
-            for name in (s.floor, s.gateway, s.ceiling):
+            for name in (s.floor, s.peer, s.gateway, s.ceiling):
                 if name not in wanted:
                     wanted.append(name)
         if self.has_variant:
@@ -208,7 +208,7 @@ class Session:
                 self.instances[name] = self._start_instance(name)
             except _Unavailable as why:
                 for s in scenarios:
-                    if name in (s.floor, s.gateway, s.ceiling):
+                    if name in (s.floor, s.peer, s.gateway, s.ceiling):
                         self.unavailable[s.name] = str(why)
                         if s in runnable:
                             runnable.remove(s)
@@ -217,16 +217,18 @@ class Session:
 
     def _start_instance(self, name: str) -> Instance:
         opts = self.opts
-        if name in ("floor", "floor2"):
+        if name in ("floor", "floor2", "peer", "peer2"):
+            kind = name.rstrip("2")
             inst = start_floor(
                 self.sup,
                 name,
                 pg_dsn=self.pg_dsn,
                 sqlite_path=self.sqlite_path,
                 pool_size=opts.pool,
-                processes=2 if name == "floor2" else 1,
+                processes=2 if name.endswith("2") else 1,
+                kind=kind,
             )
-            self.log(f"  {name}: floor on :{inst.port}")
+            self.log(f"  {name}: {kind} on :{inst.port}")
             return inst
         if name in ("nginx", "nginx2"):
             inst = start_nginx(
@@ -254,6 +256,7 @@ class Session:
     def targets(self, s: Scenario) -> dict[str, Instance]:
         out = {
             "floor": self.instances[s.floor],
+            "peer": self.instances[s.peer],
             "gateway": self.instances[s.gateway],
             "ceiling": self.instances[s.ceiling],
         }

@@ -43,7 +43,7 @@ class Instance:
     """One running target: where it listens and its processes."""
 
     name: str
-    kind: str  # floor | gateway | ceiling
+    kind: str  # floor | peer | gateway | ceiling
     port: int
     proc: Proc
     admin_port: int | None = None
@@ -76,6 +76,8 @@ def build_tree(patches: Sequence[Path], into: Path, base: Path = REPO) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for pkg in ("gateway", "adapters"):
         shutil.copytree(base / pkg, into / pkg, ignore=ignore)
+    for shared in base.glob("*__mypyc.*.so"):  # a tree compiled in place (LC2_COMPILE=1)
+        shutil.copy2(shared, into / shared.name)
     for patch in patches:
         out = subprocess.run(
             ["patch", "-p1", "--forward", "--batch", "-d", str(into), "-i", str(patch.resolve())],
@@ -146,17 +148,20 @@ def start_floor(
     sqlite_path: Path,
     pool_size: int,
     processes: int = 1,
+    kind: str = "floor",
 ) -> Instance:
+    """The floor (bench/floor.py) or, with ``kind="peer"``, the hand-written provider
+    (bench/peer.py): the same command line, one process per ``processes``."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "bench.floor", "--port", str(port), "--pg", pg_dsn,
+        sys.executable, "-m", f"bench.{kind}", "--port", str(port), "--pg", pg_dsn,
         "--pool", str(pool_size), "--sqlite", str(sqlite_path),
     ]
     if processes > 1:
         argv.append("--reuse-port")
     proc = sup.start(name, argv, env=gateway_env(REPO), cwd=REPO, count=processes)
     ready = wait_http(proc, port, "/health")
-    return Instance(name, "floor", port, proc, None, ready)
+    return Instance(name, kind, port, proc, None, ready)
 
 
 def nginx_conf(prefix: Path, static: Path, port: int, workers: int) -> str:

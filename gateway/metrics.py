@@ -309,6 +309,7 @@ class Metrics:
         # Children are created once: label lookups are not free on the hot path.
         self._latency_children: dict[tuple[str, str], Any] = {}
         self._request_children: dict[tuple[str, str, str, str], Any] = {}
+        self._backend_children: dict[str, Any] = {}
         for b in backends:
             self.backend_up.labels(b).set(0)
             self.circuit.labels(b).set(0)
@@ -350,7 +351,12 @@ class Metrics:
             hist = self._latency_children[lkey] = self.latency.labels(*lkey)
         hist.observe(rec.duration)
         if rec.backend_duration is not None:
-            self.backend_latency.labels(rec.service).observe(rec.backend_duration)
+            backend = self._backend_children.get(rec.service)
+            if backend is None:
+                backend = self._backend_children[rec.service] = self.backend_latency.labels(
+                    rec.service
+                )
+            backend.observe(rec.backend_duration)
         if rec.failed_fields:
             self.mapping_failures.labels(rec.service).inc(len(rec.failed_fields))
 

@@ -29,7 +29,7 @@ from bench.scenarios import SCENARIOS
 from bench.seed import drop_database
 from bench.targets import REPO
 
-_TARGETS = ("floor", "gateway", "ceiling")
+_TARGETS = ("floor", "peer", "gateway", "ceiling")
 
 
 def _require(tool: str, package: str) -> None:
@@ -74,6 +74,8 @@ def test_harness_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
         assert summary[scenario.name]["gateway"]["cpu_ms_per_req"] > 0
     assert results["startup"]["services50_s"] > 0
     assert "issue 6 targets" in results["report"]
+    assert "targets against the hand-written peer" in results["report"]
+    assert results["peer_targets"][0]["target"] == "single-row: gateway/peer throughput"
 
 
 def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
@@ -199,3 +201,25 @@ def test_sigterm_under_load_stops_every_process(tmp_path: Path) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
         asyncio.run(drop_database(DEFAULT_DSN, database))
+
+
+async def test_peer_checks_what_a_hand_written_provider_must() -> None:
+    """The peer is a fair reference only if it refuses what an LC2 provider has to refuse."""
+    import httpx
+
+    from bench.peer import build_app
+    from bench.suite import _HEADERS
+
+    good = "?personalId=1101700203450"
+    transport = httpx.ASGITransport(app=build_app(None, 1, None))  # sandbox: no database
+    async with httpx.AsyncClient(transport=transport, base_url="http://peer") as client:
+        ok = await client.get("/api/v1/fisher/sandbox" + good, headers=_HEADERS)
+        assert ok.status_code == 200 and len(ok.json()["data"]) == 3
+        wrong = dict(_HEADERS, Authorization="Basic " + "eDp5")  # x:y
+        assert (await client.get("/api/v1/fisher/sandbox" + good, headers=wrong)).status_code == 401
+        for header in ("X-Office-Request", "X-User-Request"):
+            partial = {k: v for k, v in _HEADERS.items() if k != header}
+            missing = await client.get("/api/v1/fisher/sandbox" + good, headers=partial)
+            assert missing.status_code == 400, header
+        bad = await client.get("/api/v1/fisher/sandbox?personalId=1101700203451", headers=_HEADERS)
+        assert bad.status_code == 400 and "check digit" in bad.json()["message"]

@@ -59,7 +59,7 @@ def test_is_valid_pid_rejects(pid: str) -> None:
 
 
 def test_is_valid_pid_rejects_non_strings() -> None:
-    assert not is_valid_pid(1234567890121)  # type: ignore[arg-type]
+    assert not is_valid_pid(1234567890121)
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,8 @@ def check_digit(first12: str) -> int:
     return (11 - total % 11) % 10
 
 
-def is_valid_pid(s: str) -> bool:
-    """True for exactly 13 ASCII digits with a correct check digit."""
+def is_valid_pid(s: object) -> bool:
+    """True for exactly 13 ASCII digits with a correct check digit (False for a non-string)."""
     if not isinstance(s, str) or not _is_ascii_digits(s, _PID_LEN):
         return False
     return check_digit(s[:12]) == int(s[12])
