@@ -94,3 +94,17 @@ def test_an_empty_bound_value_leaves_empty_quotes_alone() -> None:
     message = "syntax error at or near '' at line 1"
     assert redact_values(message, [""]) == message
     assert redact_values("value 'ab' too long", ["ab"]) == "value <parameter> too long"
+
+
+def test_a_value_of_the_shortest_bare_length_is_removed_unquoted() -> None:
+    from gateway.security.redact import MIN_VALUE_LENGTH, redact_values
+
+    value = "z" * MIN_VALUE_LENGTH
+    assert redact_values(f"value {value} too long", [value]) == "value <parameter> too long"
+
+
+def test_none_and_booleans_bound_as_parameters_leave_their_words_alone() -> None:
+    from gateway.security.redact import redact_values
+
+    message = "None of True or False matched"
+    assert redact_values(message, [None, True, False]) == message
