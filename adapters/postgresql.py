@@ -41,6 +41,7 @@ from gateway.adapter import (
     PoolStats,
     Row,
     time_left,
+    within,
 )
 from gateway.security.redact import redact_values
 
@@ -202,9 +203,9 @@ class PostgresAdapter:
         if self._closed or pool is None:
             raise BackendUnavailable("adapter closed" if self._closed else "adapter not opened")
         try:
-            # asyncio.timeout, not acquire(timeout=): asyncpg would run the acquisition
-            # through wait_for, one more task and loop turn for every call
-            async with asyncio.timeout(wait := time_left(self._limits.acquire_timeout)):
+            # not acquire(timeout=): asyncpg would run the acquisition through wait_for,
+            # one more task and loop turn for every call
+            async with within(wait := time_left(self._limits.acquire_timeout)):
                 return pool, await pool.acquire()
         except TimeoutError:
             raise self._limits.acquire_failed(self._active, wait) from None

@@ -19,8 +19,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.adapter import Adapter, Row, TimeBudget, time_left
@@ -45,36 +46,69 @@ _FAILURES = (BackendUnavailable, BackendTimeout, BackendError, BackendBadRespons
 
 
 class Bulkhead:
+    """``async with bulkhead:`` holds one of ``limit`` slots for the body.
+
+    A freed slot goes straight to the longest waiter, so a call arriving meanwhile can not
+    overtake the queue.  Hand-written rather than ``asyncio.Semaphore`` under
+    ``asyncio.timeout``: every call waits here once the backend is busy, and a future
+    with a timer is the cheapest wait with a deadline (no task is cancelled to end it).
+    """
+
+    __slots__ = ("_waiters", "active", "limit", "max_queue", "timeout")
+
     def __init__(self, limit: int, max_queue: int, timeout: float) -> None:
         self.limit = limit
         self.max_queue = max_queue
         self.timeout = timeout
-        self._sem = asyncio.Semaphore(limit)
-        self.active = 0
-        self.waiting = 0
+        self.active = 0  # slots held, read by metrics
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._sem.locked():
-            if self.waiting >= self.max_queue:
-                raise BackendBusy(f"{self.limit} calls running and {self.waiting} waiting")
-            self.waiting += 1
-            try:
-                # asyncio.timeout, not wait_for: no task per waiting call
-                async with asyncio.timeout(time_left(self.timeout)):
-                    await self._sem.acquire()
-            except TimeoutError:
-                raise BackendBusy(f"no free slot within {self.timeout:g}s") from None
-            finally:
-                self.waiting -= 1
-        else:
-            await self._sem.acquire()
-        self.active += 1
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def __aenter__(self) -> None:
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+            return
+        if len(self._waiters) >= self.max_queue:
+            raise BackendBusy(f"{self.limit} calls running and {len(self._waiters)} waiting")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(fut)
+        timer = loop.call_later(time_left(self.timeout), _expire, fut)
         try:
-            yield
+            await fut  # resolved by a leaving call, which hands its slot over
+        except TimeoutError:
+            with contextlib.suppress(ValueError):  # a leaving call may have dropped it
+                self._waiters.remove(fut)
+            raise BackendBusy(f"no free slot within {self.timeout:g}s") from None
+        except BaseException:  # cancelled: give back a slot handed over meanwhile
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._leave()
+            else:
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
         finally:
-            self.active -= 1
-            self._sem.release()
+            timer.cancel()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        while self._waiters:
+            nxt = self._waiters.popleft()
+            if not nxt.done():
+                nxt.set_result(None)  # the slot changes hands: ``active`` stays
+                return
+        self.active -= 1
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
 
 
 class RetryBudget:
@@ -122,7 +156,7 @@ class BackendGuard:
             breaker.before_call()
         try:
             with TimeBudget(self.time_budget):
-                async with self.bulkhead.slot():
+                async with self.bulkhead:
                     rows = await self._with_retry(operation, params)
         except (BackendRejected, BackendNoRecord):
             if breaker is not None:

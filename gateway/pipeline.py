@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -30,6 +29,7 @@ from gateway.config.runtime import Service, Settings
 from gateway.errors import GatewayError, InternalError
 from gateway.execute import execute
 from gateway.guard import BackendGuard
+from gateway.ids import new_request_id
 from gateway.normalise import MapResult
 from gateway.observe import CallRecord, Hub, Kind
 from gateway.plan import make_plan
@@ -53,7 +53,7 @@ def new_record(
     given = request.headers.get(request_id_header, "")
     # a request id shaped like a citizen ID would put one in clear in logs and the audit
     ok = _REQUEST_ID.fullmatch(given) and not (len(given) >= 13 and looks_like_pid(given))
-    rid = given if ok else uuid.uuid4().hex
+    rid = given if ok else new_request_id()
     return CallRecord(
         request_id=rid,
         started=time.time(),

@@ -10,11 +10,11 @@ from the trail alone.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Final
 
 from gateway.config.runtime import Settings
 from gateway.config.summary import Change, diff, summarise
+from gateway.ids import new_request_id
 from gateway.observe import CallRecord
 
 __all__ = ["KIND", "reload_record"]
@@ -32,7 +32,7 @@ def _text(changes: list[Change], section: str) -> str:
 def reload_record(old: Settings, new: Settings) -> CallRecord:
     changes = diff(summarise(old), summarise(new))
     rec = CallRecord(
-        request_id=uuid.uuid4().hex,
+        request_id=new_request_id(),
         started=time.time(),
         method="RELOAD",
         path=new.source,

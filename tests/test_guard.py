@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.adapter import PoolStats, Row
+from gateway.adapter import PoolStats, Row, within
 from gateway.breaker import Breaker
 from gateway.config.models import CircuitConfig
 from gateway.errors import (
@@ -169,3 +169,123 @@ async def test_a_failed_connect_is_not_retried() -> None:
     with pytest.raises(BackendUnavailable):
         await g.fetch(None, {})
     assert adapter.calls == 1 and g.retried == 0
+
+
+# -- the bulkhead's own queue: slots handed over in order, none lost to a race --------------
+
+
+async def test_a_freed_slot_goes_to_the_longest_waiter_not_a_newcomer() -> None:
+    bulkhead = Bulkhead(1, 5, 5.0)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def call(name: str) -> None:
+        async with bulkhead:
+            order.append(name)
+            await gate.wait()
+
+    first = asyncio.create_task(call("first"))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(call(n)) for n in ("second", "third")]
+    await asyncio.sleep(0)
+    gate.set()
+    late = asyncio.create_task(call("late"))  # arrives as the first slot is freed
+    await asyncio.gather(first, *waiters, late)
+    assert order == ["first", "second", "third", "late"]
+    assert (bulkhead.active, bulkhead.waiting) == (0, 0)
+
+
+async def test_a_waiter_cancelled_as_its_slot_arrives_passes_it_on() -> None:
+    bulkhead = Bulkhead(1, 5, 5.0)
+    held, done = asyncio.Event(), asyncio.Event()
+    entered: list[str] = []
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def holder() -> None:
+        async with bulkhead:
+            held.set()
+            await done.wait()
+        # the slot is handed to "doomed", which is cancelled before it can run
+        tasks["doomed"].cancel()
+
+    async def waiter(name: str) -> None:
+        async with bulkhead:
+            entered.append(name)
+
+    h = asyncio.create_task(holder())
+    await held.wait()
+    tasks["doomed"] = asyncio.create_task(waiter("doomed"))
+    after = asyncio.create_task(waiter("after"))
+    await asyncio.sleep(0)
+    assert bulkhead.waiting == 2
+    done.set()
+    await h
+    with pytest.raises(asyncio.CancelledError):
+        await tasks["doomed"]
+    await asyncio.wait_for(after, 1.0)  # the slot was passed on, not lost
+    assert entered == ["after"]
+    assert (bulkhead.active, bulkhead.waiting) == (0, 0)
+
+
+async def test_a_waiter_that_times_out_leaves_the_queue_and_the_count() -> None:
+    bulkhead = Bulkhead(1, 5, 0.05)
+    gate = asyncio.Event()
+
+    async def holder() -> None:
+        async with bulkhead:
+            await gate.wait()
+
+    h = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    for _ in range(3):
+        with pytest.raises(BackendBusy):
+            async with bulkhead:
+                pass
+    assert (bulkhead.active, bulkhead.waiting) == (1, 0)
+    gate.set()
+    await h
+    assert (bulkhead.active, bulkhead.waiting) == (0, 0)
+    async with bulkhead:  # and the slot is free again
+        assert bulkhead.active == 1
+
+
+# -- within(): asyncio.timeout's semantics, cheaper ------------------------------------------
+
+
+async def test_within_turns_its_own_deadline_into_timeout_error() -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with pytest.raises(TimeoutError):
+        async with within(0.05):
+            await asyncio.sleep(5)
+    assert 0.04 <= loop.time() - t0 < 1.0
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_within_leaves_a_body_that_ends_in_time_alone() -> None:
+    async with within(1.0):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)  # no late cancellation arrives
+
+
+async def test_within_keeps_a_cancellation_from_outside_a_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def body() -> None:
+        async with within(5.0):
+            started.set()
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(body())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_within_nested_the_inner_deadline_is_a_timeout_the_outer_body_sees() -> None:
+    async with within(5.0):
+        with pytest.raises(TimeoutError):
+            async with within(0.02):
+                await asyncio.sleep(5)
+        await asyncio.sleep(0)  # the outer one is not spent

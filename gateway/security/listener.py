@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,6 +40,7 @@ from aiohttp.web_request import BaseRequest
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.errors import GatewayError, InternalError
+from gateway.ids import new_request_id
 from gateway.security.errors import MalformedRequest
 
 __all__ = ["ConnectionCap", "ListenerSite", "RejectCounter", "handler_args"]
@@ -223,7 +223,7 @@ class _Connection(web.RequestHandler):
     ) -> web.StreamResponse:
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; closing the connection")
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         err: GatewayError
         if status >= 500:
             self._on_reject("internal")
