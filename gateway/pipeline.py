@@ -40,7 +40,7 @@ from gateway.respond import error_response, success_response
 from gateway.security.front import Client
 from gateway.security.redact import looks_like_pid
 
-__all__ = ["Pipeline", "new_record"]
+__all__ = ["Pipeline", "new_record", "server_timing"]
 
 log = logging.getLogger("lc2_gateway.pipeline")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -64,6 +64,24 @@ def new_record(
         user_agent=request.headers.get("User-Agent"),
         params={k: v for k, v in request.query.items()},
     )
+
+
+_STAGES = ("request", "plan", "execute", "normalise", "audit")
+_ALL_STAGES = ", ".join(f"{k};dur=%.2f" for k in _STAGES)
+
+
+def server_timing(timings: Mapping[str, float]) -> str:
+    """The ``Server-Timing`` header: each stage's milliseconds, in the order they ran."""
+    if tuple(timings) == _STAGES:  # an answered call: one %-format (1.2 against 2.5 µs)
+        request, plan, execute, normalise, audit = timings.values()
+        return _ALL_STAGES % (
+            request * 1000,
+            plan * 1000,
+            execute * 1000,
+            normalise * 1000,
+            audit * 1000,
+        )
+    return ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in timings.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +188,6 @@ class Pipeline:
         done = perf_counter()
         rec.timings["audit"] = done - t_commit
         rec.duration = done - t0
-        response.headers["Server-Timing"] = ", ".join(
-            f"{k};dur={v * 1000:.2f}" for k, v in rec.timings.items()
-        )
+        response.headers["Server-Timing"] = server_timing(rec.timings)
         self.hub.observe(rec)
         return response

@@ -607,3 +607,17 @@ async def test_service_health_refusals_are_audited_as_health(
         ("health", "fisher", 401),
         ("health", "fisher", 405),
     ]
+
+
+def test_server_timing_of_an_answered_call_reads_like_any_other() -> None:
+    from gateway.pipeline import server_timing
+
+    def general(t: dict[str, float]) -> str:
+        return ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in t.items())
+
+    answered = {"request": 3e-5, "plan": 1e-6, "execute": 0.0038, "normalise": 1e-4, "audit": 0.5}
+    refused = {"request": 3e-5, "audit": 0.002}
+    reordered = dict(reversed(list(answered.items())))
+    for timings in (answered, refused, reordered, {}):
+        assert server_timing(timings) == general(timings)
+    assert server_timing(answered).split(", ")[2] == "execute;dur=3.80"
