@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import Load, WrkResult, run_wrk
-from bench.procs import Proc, free_port, peak_rss_mb, rss_mb, thread_cpu, wait_http
+from bench.procs import Proc, free_port, http_get, peak_rss_mb, rss_mb, thread_cpu, wait_http
 from bench.scenarios import Scenario
-from bench.suite import Session
+from bench.suite import LC2_HEADERS, Session
 from bench.targets import REPO, gateway_env, write_config
 from bench.workload import many_services_config
 
@@ -405,4 +405,115 @@ def render_profile(summary: dict[str, Any]) -> str:
     lines += [f"    {share * 100:5.1f}%  {name}" for name, share in summary["self"][:20]]
     lines.append("  inclusive time:")
     lines += [f"    {share * 100:5.1f}%  {name}" for name, share in summary["inclusive"][:40]]
+    return "\n".join(lines)
+
+
+# -- where a call's latency goes under load -------------------------------------------------
+
+_AUDIT_SERIES = (
+    "lc2_gateway_audit_write_duration_seconds_sum",
+    "lc2_gateway_audit_write_duration_seconds_count",
+    "lc2_gateway_audit_batch_size_sum",
+)
+
+
+def _audit_counters(admin_port: int) -> dict[str, float]:
+    _, _, body = http_get(admin_port, "/metrics")
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in _AUDIT_SERIES:
+            out[name] = float(value)
+    return out
+
+
+def _sample_timings(port: int, paths: Sequence[str], seconds: float) -> dict[str, list[float]]:
+    """Calls one after another on one connection beside the load, each ``Server-Timing`` kept."""
+    import http.client
+    import random
+
+    rng = random.Random(11)
+    parts: dict[str, list[float]] = {"total": []}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            conn.request("GET", rng.choice(paths), headers=LC2_HEADERS)
+            resp = conn.getresponse()
+            resp.read()
+            parts["total"].append((time.perf_counter() - t0) * 1000)
+            for item in (resp.getheader("Server-Timing") or "").split(", "):
+                name, _, dur = item.partition(";dur=")
+                if dur:
+                    parts.setdefault(name, []).append(float(dur))
+    finally:
+        conn.close()
+    return parts
+
+
+def latency_parts(session: Session, scenarios: Sequence[Scenario], seconds: int) -> dict[str, Any]:
+    """Under each scenario's load, a call's stages (``Server-Timing``, p50 ms) and the audit
+    writer's batches (records and milliseconds each), for the gateway and the variant:
+    which stage a busy gateway's latency, and so its rate at a fixed number of
+    connections, waits in."""
+    results: dict[str, Any] = {}
+    for s in scenarios:
+        if s.pids is None:
+            continue
+        prefix = s.path
+        pids = session.pid_files[s.pids].read_text(encoding="ascii").split()[:5000]
+        paths = [prefix + p for p in pids]
+        per_target: dict[str, Any] = {}
+        for target, inst in session.targets(s).items():
+            if target not in ("gateway", "variant") or inst.admin_port is None:
+                continue
+            load = session._load(s, inst, seconds + session.opts.warmup + 2)
+            done: list[WrkResult] = []
+            worker = threading.Thread(
+                target=lambda load=load, done=done: done.append(run_wrk(session.script, load)),
+                daemon=True,
+            )
+            worker.start()
+            time.sleep(session.opts.warmup)
+            before = _audit_counters(inst.admin_port)
+            parts = _sample_timings(inst.port, paths, seconds)
+            after = _audit_counters(inst.admin_port)
+            worker.join()
+            batches = after.get(_AUDIT_SERIES[1], 0.0) - before.get(_AUDIT_SERIES[1], 0.0)
+            per_target[target] = {
+                "p50_ms": {k: statistics.median(v) for k, v in parts.items() if v},
+                "samples": len(parts["total"]),
+                "load_rps": done[0].rps if done else 0.0,
+                "audit_batches": batches,
+                "audit_records_per_batch": (
+                    (after.get(_AUDIT_SERIES[2], 0.0) - before.get(_AUDIT_SERIES[2], 0.0)) / batches
+                    if batches else 0.0
+                ),
+                "audit_ms_per_batch": (
+                    (after.get(_AUDIT_SERIES[0], 0.0) - before.get(_AUDIT_SERIES[0], 0.0))
+                    / batches * 1000 if batches else 0.0
+                ),
+            }
+        results[s.name] = per_target
+    return results
+
+
+def render_parts_of_latency(results: dict[str, Any]) -> str:
+    stages = ("total", "request", "plan", "execute", "normalise", "audit")
+    lines = [
+        "where a call's time goes under load (p50 ms of calls sampled beside the load; "
+        "audit batches in the same window)",
+        f"{'scenario':12} {'target':8} {'load req/s':>10} "
+        + " ".join(f"{n:>9}" for n in stages)
+        + f" {'rec/batch':>9} {'ms/batch':>8}",
+    ]
+    for name, per_target in results.items():
+        for target, r in per_target.items():
+            p50 = r["p50_ms"]
+            lines.append(
+                f"{name:12} {target:8} {r['load_rps']:>10,.0f} "
+                + " ".join(f"{p50.get(n, 0.0):>9.2f}" for n in stages)
+                + f" {r['audit_records_per_batch']:>9.1f} {r['audit_ms_per_batch']:>8.2f}"
+            )
     return "\n".join(lines)

@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--soak-minutes", type=float, default=20.0, help="time bound of the soak")
     p.add_argument("--profile", action="store_true", help="only py-spy profiles under load")
     p.add_argument("--profile-seconds", type=int, default=20)
+    p.add_argument("--parts", action="store_true",
+                   help="only where a call's time goes under load: Server-Timing stages and "
+                        "audit batches of the gateway (and variant) under each scenario")
     p.add_argument("--stages", action="store_true",
                    help="only CPU per pipeline stage (no HTTP), checkout vs --patch")
     p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
@@ -189,6 +192,16 @@ def _main(argv: list[str] | None) -> int:
 
                 results["stages"] = stages(session)
                 text = render_stages(results["stages"])
+            elif args.parts:
+                from bench.extras import latency_parts, render_parts_of_latency
+
+                names = args.scenarios.split(",") if args.scenarios else ["single", "single-c1"]
+                chosen = by_name(names)
+                session.start(chosen)
+                for s in chosen:
+                    session.preflight(s)
+                results["parts"] = latency_parts(session, chosen, opts.duration)
+                text = render_parts_of_latency(results["parts"])
             elif args.profile:
                 from bench.extras import profile
 

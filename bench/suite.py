@@ -54,7 +54,7 @@ __all__ = [
     "running",
 ]
 
-_HEADERS = {
+LC2_HEADERS = {
     "Authorization": authorization(),
     "X-Office-Request": OFFICE,
     "X-User-Request": OFFICER,
@@ -291,7 +291,7 @@ class Session:
         for probe in (False, True) if s.probe else (False,):
             gw = targets["gateway"]
             path = (s.probe or "") if probe else s.path + pid
-            status, _, body = http_get(gw.port, path, _HEADERS)
+            status, _, body = http_get(gw.port, path, LC2_HEADERS)
             if status != 200:
                 raise RuntimeError(f"{s.name}: gateway answered {status}: {body[:300]!r}")
             data = json.loads(body)
@@ -302,7 +302,7 @@ class Session:
                 if name == "gateway":
                     continue
                 tpath = self.request_path(s, inst, probe) + (pid if not probe and s.pids else "")
-                tstatus, _, tbody = http_get(inst.port, tpath, _HEADERS)
+                tstatus, _, tbody = http_get(inst.port, tpath, LC2_HEADERS)
                 if tstatus != 200:
                     raise RuntimeError(f"{s.name}: {name} answered {tstatus}: {tbody[:300]!r}")
                 if not probe and s.path != "/health" and name != "ceiling":
@@ -310,7 +310,7 @@ class Session:
 
     def preflight_instance(self, s: Scenario, inst: Instance) -> None:
         """A gateway started on its own (soak) answers the scenario as it should."""
-        status, _, body = http_get(inst.port, s.path + self.first_pid(s), _HEADERS)
+        status, _, body = http_get(inst.port, s.path + self.first_pid(s), LC2_HEADERS)
         if status != 200:
             raise RuntimeError(f"{s.name}: {inst.name} answered {status}: {body[:300]!r}")
         _check_rows(s, inst.name, json.loads(body).get("data"), body)
