@@ -19,8 +19,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.adapter import Adapter, Row, TimeBudget, time_left
@@ -53,8 +52,13 @@ class Bulkhead:
         self.active = 0
         self.waiting = 0
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> Bulkhead:
+        """``async with bulkhead.slot():`` holds one of the ``limit`` slots."""
+        return self
+
+    # The bulkhead is its own context manager (not an asynccontextmanager): no generator
+    # object and no wrapper per call, and mypyc compiles it (it has no async generators).
+    async def __aenter__(self) -> None:
         if self._sem.locked():
             if self.waiting >= self.max_queue:
                 raise BackendBusy(f"{self.limit} calls running and {self.waiting} waiting")
@@ -70,11 +74,10 @@ class Bulkhead:
         else:
             await self._sem.acquire()
         self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-            self._sem.release()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.active -= 1
+        self._sem.release()
 
 
 class RetryBudget:
