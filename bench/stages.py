@@ -6,6 +6,13 @@ the benchmark database, and times every pure-CPU step of a call with
 the thread's CPU clock: best of several repeats of many iterations, so the
 figures move little on a busy machine.  Prints one JSON object.
 
+The last stage, ``pipeline.call``, is the whole call without HTTP: the
+production pipeline, guard, hub and audit writer (a real SQLite store, committed
+by its own thread) around an adapter that returns the fetched rows at once (the
+sandbox case answers from the service's sandbox rows), so the glue between the
+stages is timed too.  Only the loop thread's CPU counts, not the writer
+thread's nor the wait for its commit.
+
     python -m bench.stages --config GW.yaml [--out FILE]
 """
 
@@ -94,6 +101,7 @@ def _measure(config: Path, cases: list[tuple[str, str, str]], number: int) -> di
             await adapter.close()
 
     loop.run_until_complete(creds.authenticate(headers["Authorization"]))  # scrypt once
+    whole = _WholeCall(settings, loop)
     out: dict[str, Any] = {}
     for label, service, pid in cases:
         sandbox = service == "sandbox"
@@ -105,8 +113,65 @@ def _measure(config: Path, cases: list[tuple[str, str, str]], number: int) -> di
             metrics=metrics, audit=audit, access=access, new_record=new_record,
             request_mod=request_mod, success_response=success_response,
         )
+        out[label]["pipeline.call"] = whole.time(svc, request, rows, sandbox, max(1, number // 4))
+    whole.close()
     loop.close()
     return out
+
+
+class _Rows:
+    """An adapter that answers every fetch with the same rows, at once."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def fetch(self, operation: Any, params: Any) -> list[dict[str, Any]]:
+        return self.rows
+
+    async def probe(self) -> None:
+        return None
+
+
+class _WholeCall:
+    """``Pipeline.call`` as the runtime wires it, the backends replaced by :class:`_Rows`."""
+
+    def __init__(self, settings: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.rt = rt = importlib.import_module("gateway.runtime").Runtime(settings)
+        loop.run_until_complete(rt.audit.start())
+        loop.run_until_complete(rt.quotas.open())
+        loop.run_until_complete(rt.lockouts.store.open())
+        self.client = importlib.import_module("gateway.security.front").Client(
+            address="127.0.0.1", allowed=True, security=settings.security, lockouts=rt.lockouts
+        )
+
+    def time(
+        self, svc: Any, request: Any, rows: list[dict[str, Any]], sandbox: bool, number: int
+    ) -> float:
+        gen = self.rt.current
+        gen.guards[svc.backend].adapter = _Rows(rows)
+
+        def call() -> Awaitable[Any]:
+            return gen.pipeline.call(
+                svc, request, sandbox_url=sandbox, path_params={}, client=self.client
+            )
+
+        response = self.loop.run_until_complete(call())
+        if response.status != 200:  # a refusal is not the call path being measured
+            raise RuntimeError(f"pipeline.call answered {response.status}: {response.text}")
+        return _time_async(self.loop, call, number)
+
+    def close(self) -> None:
+        rt = self.rt
+        self.loop.run_until_complete(rt.audit.close())
+        self.loop.run_until_complete(rt.quotas.close())
+        self.loop.run_until_complete(rt.lockouts.store.close())
 
 
 def _stages(
