@@ -25,6 +25,8 @@ COMPILED = [
     "gateway/transforms/thaidate.py",
     "gateway/normalise.py",
     "gateway/params.py",
+    "gateway/request.py",
+    "gateway/auth.py",
     "gateway/audit/record.py",
 ]
 

@@ -208,18 +208,20 @@ async def test_peer_checks_what_a_hand_written_provider_must() -> None:
     import httpx
 
     from bench.peer import build_app
-    from bench.suite import _HEADERS
+    from bench.suite import LC2_HEADERS
 
     good = "?personalId=1101700203450"
     transport = httpx.ASGITransport(app=build_app(None, 1, None))  # sandbox: no database
     async with httpx.AsyncClient(transport=transport, base_url="http://peer") as client:
-        ok = await client.get("/api/v1/fisher/sandbox" + good, headers=_HEADERS)
+        ok = await client.get("/api/v1/fisher/sandbox" + good, headers=LC2_HEADERS)
         assert ok.status_code == 200 and len(ok.json()["data"]) == 3
-        wrong = dict(_HEADERS, Authorization="Basic " + "eDp5")  # x:y
+        wrong = dict(LC2_HEADERS, Authorization="Basic " + "eDp5")  # x:y
         assert (await client.get("/api/v1/fisher/sandbox" + good, headers=wrong)).status_code == 401
         for header in ("X-Office-Request", "X-User-Request"):
-            partial = {k: v for k, v in _HEADERS.items() if k != header}
+            partial = {k: v for k, v in LC2_HEADERS.items() if k != header}
             missing = await client.get("/api/v1/fisher/sandbox" + good, headers=partial)
             assert missing.status_code == 400, header
-        bad = await client.get("/api/v1/fisher/sandbox?personalId=1101700203451", headers=_HEADERS)
+        bad = await client.get(
+            "/api/v1/fisher/sandbox?personalId=1101700203451", headers=LC2_HEADERS
+        )
         assert bad.status_code == 400 and "check digit" in bad.json()["message"]

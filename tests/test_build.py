@@ -96,8 +96,10 @@ def test_compiled_wheel_has_an_extension_for_each_listed_module(tmp_path: Path) 
         assert module in names  # the source stays beside it, for tracebacks and tools
     # the installed extensions are what Python imports, and they behave as the source does
     code = (
-        "import gateway.params as p, gateway.transforms as t\n"
-        "assert p.__file__.endswith('.so'), p.__file__\n"
+        "import gateway.app, gateway.auth as a, gateway.params as p, gateway.request as r\n"
+        "import gateway.transforms as t\n"
+        "for m in (a, p, r, t):\n"
+        "    assert m.__file__.endswith('.so'), m.__file__\n"
         "assert t.check_digit('110170020345') == 0\n"
         "assert t.format_pid('1101700203450') == '1-1017-00203-45-0'\n"
     )

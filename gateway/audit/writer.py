@@ -155,7 +155,7 @@ class AuditWriter:
         self.segmenter = Segmenter(settings.seal_period, settings.timezone)
         self._store = self._make_store()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._sealer: asyncio.Task[None] | None = None
         self._seal_thread = ThreadPoolExecutor(1, thread_name_prefix="audit-sealer")
@@ -191,14 +191,14 @@ class AuditWriter:
         loop = self._loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
         self._stopped = loop.create_future()
-        self._thread = threading.Thread(
+        self._worker = threading.Thread(
             target=self._thread_main, args=(opened,), name="audit-writer", daemon=True
         )
-        self._thread.start()
+        self._worker.start()
         try:
             await opened
         except BaseException:
-            self._thread = None  # it has ended: nothing for close() to stop
+            self._worker = None  # it has ended: nothing for close() to stop
             raise
         if self._settings.seal_seed is not None:
             self._sealer = asyncio.create_task(self._seal_loop(), name="audit-sealer")
@@ -209,13 +209,13 @@ class AuditWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
         self._seal_thread.shutdown(wait=False)
-        if self._thread is not None and self._stopped is not None:
+        if self._worker is not None and self._stopped is not None:
             # FIFO: everything handed over before this is written (or refused) first;
             # a batch inside its transaction is never cut short
             self._pass()
             self._inbox.put(_STOP)
             await self._stopped
-            self._thread = None
+            self._worker = None
 
     @property
     def queue_depth(self) -> int:

@@ -165,6 +165,7 @@ class Redactor:
             changed: dict[Any, Any] | None = None
             shortest = self._shortest
             for k, v in value.items():
+                new: Any  # a string or a walked value: compiled code checks a narrower type
                 kind = type(v)
                 if kind is str:
                     if len(v) < shortest:
