@@ -78,6 +78,34 @@ def test_harness_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
     assert results["peer_targets"][0]["target"] == "single-row: gateway/peer throughput"
 
 
+def test_parts_reads_each_stage_and_the_audit_batches_under_load(tmp_path: Path) -> None:
+    _require("wrk", "wrk")
+    _require("nginx", "nginx-light")
+    out = tmp_path / "results.json"
+    code = main([
+        "--rows", "2000",
+        "--database", f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}",
+        "--drop-after",
+        "--parts",
+        "--scenarios", "single",
+        "--duration", "2",
+        "--warmup", "1",
+        "--connections", "4",
+        "--max-requests", "2000",
+        "--startup-runs", "0",
+        "--results-dir", str(tmp_path),
+        "--json", str(out),
+    ])
+    assert code == 0
+    parts = json.loads(out.read_text(encoding="utf-8"))["parts"]["single"]["gateway"]
+    assert parts["samples"] > 0 and parts["load_rps"] > 0
+    for stage in ("total", "request", "plan", "execute", "normalise", "audit"):
+        assert stage in parts["p50_ms"], stage
+    assert parts["p50_ms"]["total"] >= parts["p50_ms"]["audit"] > 0
+    assert parts["audit_batches"] > 0 and parts["audit_records_per_batch"] >= 1
+    assert parts["audit_ms_per_batch"] > 0
+
+
 def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
     """bench/memtrace.py: a few thousand calls, every kind of figure present (no threshold)."""
     _require("wrk", "wrk")
