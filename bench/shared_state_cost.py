@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 
 from gateway.audit.config import PgAuditSettings
-from gateway.config.models import QuotaRule
-from gateway.config.runtime import QuotaSettings
+from gateway.config.models import LimitsConfig, QuotaRule
 from gateway.quota import QuotaStore
 from gateway.sharedstate import SharedState
 from tests.forwarder import Forwarder
@@ -49,7 +48,7 @@ async def _time(store: QuotaStore, calls: int) -> list[float]:
 
 async def measure(calls: int, dsn: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = QuotaSettings(RULES, Path(tmp) / "quota.sqlite", "Asia/Bangkok")
+        cfg = LimitsConfig(quotas=list(RULES), store=Path(tmp) / "quota.sqlite")
         sqlite = QuotaStore(cfg)
         await sqlite.open()
         try:
