@@ -49,6 +49,7 @@ from gateway.adapter import (
     PoolStats,
     Row,
     time_left,
+    within,
 )
 from gateway.security.redact import redact_values
 
@@ -287,7 +288,7 @@ class MysqlAdapter:
         clean = True
         timeout = time_left(self._limits.query_timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 if self._late_init is not None and conn not in self._initialised:
                     await conn.cursor().execute(self._late_init)
                     self._initialised.add(conn)
@@ -340,14 +341,14 @@ class MysqlAdapter:
         thread_id: int | None = conn.thread_id()
         done = False
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 if self._late_init is not None and conn not in self._initialised:
                     await conn.cursor().execute(self._late_init)
                     self._initialised.add(conn)
                 cur = conn.cursor(SSDictCursor)
                 await cur.execute(op.sql, args)
             while True:
-                async with asyncio.timeout(timeout):
+                async with within(timeout):
                     rows = await cur.fetchmany(batch)
                 if not rows:
                     break

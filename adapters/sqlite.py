@@ -31,6 +31,7 @@ from gateway.adapter import (
     PoolStats,
     Row,
     time_left,
+    within,
 )
 
 __all__ = ["FACTORY", "SqliteAdapter", "SqliteFactory", "SqliteOptions"]
@@ -145,7 +146,7 @@ class SqliteAdapter:
 
             timeout = time_left(self._limits.query_timeout)
             try:
-                async with asyncio.timeout(timeout):
+                async with within(timeout):
                     return await query()
             except TimeoutError:
                 await conn.interrupt()  # stops the query in SQLite's own thread
@@ -170,11 +171,11 @@ class SqliteAdapter:
         timeout = self._limits.query_timeout
         async with self._connection() as conn:
             try:
-                async with asyncio.timeout(timeout):
+                async with within(timeout):
                     cur = await conn.execute(op.sql, op.bind(dict(params)))
                 try:
                     while True:
-                        async with asyncio.timeout(timeout):
+                        async with within(timeout):
                             rows = await cur.fetchmany(batch)
                         if not rows:
                             break
