@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import random
 import re
 import shutil
 import statistics
@@ -429,9 +431,6 @@ def _audit_counters(admin_port: int) -> dict[str, float]:
 
 def _sample_timings(port: int, paths: Sequence[str], seconds: float) -> dict[str, list[float]]:
     """Calls one after another on one connection beside the load, each ``Server-Timing`` kept."""
-    import http.client
-    import random
-
     rng = random.Random(11)
     parts: dict[str, list[float]] = {"total": []}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

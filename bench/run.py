@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench import report, seed
 from bench.procs import hold_interrupts, interrupts
-from bench.scenarios import SCENARIOS, Sample, by_name
+from bench.scenarios import SCENARIOS, Sample, Scenario, by_name
 from bench.suite import Options, running
 from bench.targets import REPO
 
@@ -121,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
 
+def _chosen(names: str | None, default: list[str]) -> Sequence[Scenario]:
+    """The scenarios named on the command line, or a mode's own default ones."""
+    return by_name(names.split(",") if names else default)
+
+
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     quick = args.quick
@@ -195,30 +201,20 @@ def _main(argv: list[str] | None) -> int:
             elif args.parts:
                 from bench.extras import latency_parts, render_parts_of_latency
 
-                names = args.scenarios.split(",") if args.scenarios else ["single", "single-c1"]
-                chosen = by_name(names)
-                session.start(chosen)
-                for s in chosen:
-                    session.preflight(s)
+                chosen = session.ready(_chosen(args.scenarios, ["single", "single-c1"]))
                 results["parts"] = latency_parts(session, chosen, opts.duration)
                 text = render_parts_of_latency(results["parts"])
             elif args.profile:
                 from bench.extras import profile
 
-                names = args.scenarios.split(",") if args.scenarios else ["single", "rows10"]
-                chosen = by_name(names)
-                session.start(chosen)
-                for s in chosen:
-                    session.preflight(s)
+                chosen = session.ready(_chosen(args.scenarios, ["single", "rows10"]))
                 args.results_dir.mkdir(parents=True, exist_ok=True)
                 results["profile"] = profile(
                     session, chosen, args.profile_seconds, args.results_dir, stamp
                 )
             else:
                 print("starting targets")
-                runnable = session.start(scenarios)
-                for s in runnable:
-                    session.preflight(s)
+                runnable = session.ready(scenarios)
                 print(f"measuring: {opts.runs} run(s) x {len(runnable)} scenario(s), "
                       f"{opts.duration} s each after {opts.warmup} s warm-up, "
                       f"{opts.connections} connections")

@@ -230,7 +230,12 @@ def _stages(
     query = request.query
     header = request.headers["Authorization"]
 
+    # the gateway's own formatter; a tree from before it had one wrote the header inline
+    formatter = getattr(importlib.import_module("gateway.pipeline"), "server_timing", None)
+
     def server_timing() -> str:
+        if formatter is not None:
+            return str(formatter(rec.timings))
         return ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in rec.timings.items())
 
     stage: dict[str, float] = {

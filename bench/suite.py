@@ -215,6 +215,13 @@ class Session:
                 self.log(f"  {name}: not available: {why}")
         return runnable
 
+    def ready(self, scenarios: Sequence[Scenario]) -> list[Scenario]:
+        """Start what the scenarios need and check each that can run here answers rightly."""
+        runnable = self.start(scenarios)
+        for s in runnable:
+            self.preflight(s)
+        return runnable
+
     def _start_instance(self, name: str) -> Instance:
         opts = self.opts
         if name in ("floor", "floor2", "peer", "peer2"):
