@@ -32,6 +32,12 @@ from bench.targets import REPO
 _TARGETS = ("floor", "peer", "gateway", "ceiling")
 
 
+def _tiny_database() -> list[str]:
+    """A database of its own for each run, seeded small and dropped after."""
+    name = f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}"
+    return ["--rows", "2000", "--database", name, "--drop-after"]
+
+
 def _require(tool: str, package: str) -> None:
     if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
         pytest.fail(f"{tool} is needed by the benchmark harness: apt-get install {package}",
@@ -43,9 +49,7 @@ def test_harness_prints_a_row_for_every_scenario(tmp_path: Path) -> None:
     _require("nginx", "nginx-light")
     out = tmp_path / "results.json"
     code = main([
-        "--rows", "2000",
-        "--database", f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}",
-        "--drop-after",
+        *_tiny_database(),
         "--runs", "1",
         "--duration", "1",
         "--warmup", "0",
@@ -83,9 +87,7 @@ def test_parts_reads_each_stage_and_the_audit_batches_under_load(tmp_path: Path)
     _require("nginx", "nginx-light")
     out = tmp_path / "results.json"
     code = main([
-        "--rows", "2000",
-        "--database", f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}",
-        "--drop-after",
+        *_tiny_database(),
         "--parts",
         "--scenarios", "single",
         "--duration", "2",
@@ -113,9 +115,7 @@ def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
 
     out = tmp_path / "memtrace.json"
     code = memtrace([
-        "--rows", "2000",
-        "--database", f"lc2_bench_smoke_{uuid.uuid4().hex[:8]}",
-        "--drop-after",
+        *_tiny_database(),
         "--requests", "2000",
         "--minutes", "1",
         "--interval", "1",
