@@ -11,7 +11,6 @@ never count the same call twice.  The file is created 0600.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,16 +56,8 @@ class StateFile:
         """``fn(db, *args)`` in one write transaction; on this file's thread only."""
         db, turns = self._db, self._turns
         assert db is not None and turns is not None
-        with turns.taken():  # workers queue for the file (see gateway/turns.py)
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(db, *args)
-                db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-        return out
+        with turns.transaction(db):  # workers queue for the file (see gateway/turns.py)
+            return fn(db, *args)
 
     def read(self, sql: str) -> list[tuple[object, ...]]:
         """Rows of one query; on this file's thread only."""

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,20 @@ class Turns:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def transaction(self, db: sqlite3.Connection) -> Iterator[None]:
+        """One write transaction on ``db`` in this writer's turn: committed if the body
+        ends, rolled back if it raises (a failed ``COMMIT`` included)."""
+        with self.taken():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
 
     def _open(self) -> int | None:
         if self._fd is None and not self._unusable:

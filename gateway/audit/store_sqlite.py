@@ -190,17 +190,8 @@ class SqliteStore(SqlReader):
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _transaction(self, fn: Callable[[], T]) -> T:
-        with self._turns.taken():  # every writer of the file queues (see gateway/turns.py)
-            c = self.conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn()
-                c.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    c.execute("ROLLBACK")
-                raise
-            return out
+        with self._turns.transaction(self.conn):  # every writer queues (gateway/turns.py)
+            return fn()
 
     # -- schema, key, migration ------------------------------------------------------
 
