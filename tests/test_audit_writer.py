@@ -16,9 +16,10 @@ import pytest
 
 from gateway.audit import AuditWriter
 from gateway.audit.chain import Segmenter, assign_segment, label_key
-from gateway.audit.record import subject_hash
+from gateway.audit.record import content_from_call, subject_hash
 from gateway.audit.sealer import seal_due
 from gateway.audit.store_sqlite import SqliteStore
+from gateway.audit.writer import key_fingerprint
 from gateway.errors import AuditUnavailable
 from tests.audit_support import (
     at,
@@ -306,6 +307,42 @@ async def test_sealing_a_big_day_keeps_one_page_of_records_in_memory(tmp_path: P
         store.close()
     assert [seal.count for seal in run.sealed] == [n, 1] and not run.problems
     assert peak < 8_000_000, f"{peak:,} bytes at peak for {n:,} records"
+
+
+@pytest.mark.parametrize("variable_limit", [None, 999])
+def test_a_batch_goes_in_as_one_insert_per_chunk_and_chains_as_before(
+    tmp_path: Path, variable_limit: int | None
+) -> None:
+    """Each statement step lets go of the GIL and takes it back, which stalls the event
+    loop's thread: a batch of 150 records was 150 steps; it is one multi-row INSERT per
+    chunk of 64 (fewer where SQLite binds at most 999 values, as before 3.32)."""
+    config = write_config(tmp_path)
+    s = settings(config)
+    path = tmp_path / "audit.sqlite"
+    SqliteStore.open(path, create=True).close()
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    if variable_limit is not None:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+    store = SqliteStore(conn, path)
+    seg = Segmenter(s.audit.seal_period, s.audit.timezone)
+    chain = s.audit.instance
+    store.prepare(key_fingerprint(s.audit.key), chain, seg)
+    base = at("2025-03-03", "09:00")
+    fisher = s.services["fisher"]
+    calls = [call(base + i, pid=pid_for(i)) for i in range(150)]
+    items = [(content_from_call(c, fisher, s.audit.key), c.started) for c in calls]
+    inserts: list[str] = []
+    conn.set_trace_callback(
+        lambda q: inserts.append(q) if q.startswith("INSERT INTO audit_log") else None
+    )
+    head = store.append(lambda: items, lambda: True, chain, seg)
+    store.close()
+    assert head is not None and head.seq == 150
+    assert len(inserts) == (3 if variable_limit is None else 4)  # 64+64+22; 38 a statement
+    assert _seqs(path) == list(range(1, 151))
+    assert cli("audit", "seal", "-c", str(config), "--include-open")[0] == 0
+    code, out, _ = cli("audit", "verify", "-c", str(config))
+    assert code == 0, out
 
 
 def test_subject_hash_is_hmac_sha256_of_the_citizen_id() -> None:

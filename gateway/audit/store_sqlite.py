@@ -16,6 +16,7 @@ or not at all.  That is why a torn last batch never breaks the chain.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -100,10 +101,20 @@ _INDEXES = [
 SCHEMA = ";\n".join(_TABLES + _INDEXES) + ";\n"
 _CHAIN_TYPES = {"chain": "TEXT", "seq": "INTEGER", "segment": "TEXT"}
 
-_INSERT = (
-    f"INSERT INTO audit_log ({quoted(CONTENT_COLUMNS + CHAIN_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (len(CONTENT_COLUMNS) + len(CHAIN_COLUMNS)))})"
-)
+_WIDTH = len(CONTENT_COLUMNS) + len(CHAIN_COLUMNS)
+_ROW = f"({', '.join('?' * _WIDTH)})"
+# A batch goes in as one multi-row INSERT (chunks of at most _ROWS_PER_INSERT records), not
+# as executemany: each statement step lets go of the GIL and takes it back, and every
+# take-back stalls the event loop's thread; one step per chunk instead of one per record.
+_ROWS_PER_INSERT = 64
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    values = ", ".join([_ROW] * rows)
+    return f"INSERT INTO audit_log ({quoted(CONTENT_COLUMNS + CHAIN_COLUMNS)}) VALUES {values}"
+
+
 _HEAD = "SELECT head_seq, head_hash, head_segment, sealed_segment FROM audit_chain WHERE chain = ?"
 _MOVE_HEAD = (
     "INSERT INTO audit_chain (chain, head_seq, head_hash, head_segment) VALUES (?, ?, ?, ?) "
@@ -123,6 +134,9 @@ class SqliteStore(SqlReader):
         self.conn = conn
         self.path = path
         self._turns = Turns(path)
+        # an SQLite older than 3.32 binds at most 999 values a statement
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._rows_per_insert = max(1, min(_ROWS_PER_INSERT, limit // _WIDTH))
 
     @classmethod
     def open(
@@ -281,7 +295,10 @@ class SqliteStore(SqlReader):
             if not items:
                 return None
             rows, new = link(self._head(chain), chain, items, seg)
-            self.conn.executemany(_INSERT, rows)
+            per = self._rows_per_insert
+            for start in range(0, len(rows), per):
+                chunk = rows[start : start + per]
+                self.conn.execute(_insert(len(chunk)), [v for row in chunk for v in row])
             self.conn.execute(_MOVE_HEAD, (chain, new.seq, new.hash, new.segment))
             if not in_time():
                 raise LateCommit("audit commit outlived commit_timeout: rolled back")
