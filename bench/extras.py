@@ -475,10 +475,14 @@ def latency_parts(session: Session, scenarios: Sequence[Scenario], seconds: int)
             )
             worker.start()
             time.sleep(session.opts.warmup)
+            pid = inst.proc.popen.pid
             before = _audit_counters(inst.admin_port)
+            cpu_before, t0 = thread_cpu(pid), time.monotonic()
             parts = _sample_timings(inst.port, paths, seconds)
+            cpu_after, wall = thread_cpu(pid), time.monotonic() - t0
             after = _audit_counters(inst.admin_port)
             worker.join()
+            threads = _thread_costs(pid, cpu_before, cpu_after, wall, done[0].rps if done else 0.0)
             batches = after.get(_AUDIT_SERIES[1], 0.0) - before.get(_AUDIT_SERIES[1], 0.0)
             per_target[target] = {
                 "p50_ms": {k: statistics.median(v) for k, v in parts.items() if v},
@@ -493,19 +497,37 @@ def latency_parts(session: Session, scenarios: Sequence[Scenario], seconds: int)
                     (after.get(_AUDIT_SERIES[0], 0.0) - before.get(_AUDIT_SERIES[0], 0.0))
                     / batches * 1000 if batches else 0.0
                 ),
+                **threads,
             }
         results[s.name] = per_target
     return results
+
+
+def _thread_costs(
+    pid: int, before: dict[int, float], after: dict[int, float], wall: float, rps: float
+) -> dict[str, float]:
+    """The loop thread's CPU a call and its busy share of a core, and the other threads'
+    CPU a call (the audit writer's among them).  A loop thread well short of a whole core
+    while calls queue waits off the CPU: for the GIL or for the audit's commit."""
+    spent = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    loop = spent.pop(pid, 0.0)
+    calls = rps * wall
+    return {
+        "loop_us_per_call": loop / calls * 1e6 if calls else 0.0,
+        "loop_busy": loop / wall if wall > 0 else 0.0,
+        "others_us_per_call": sum(spent.values()) / calls * 1e6 if calls else 0.0,
+    }
 
 
 def render_parts_of_latency(results: dict[str, Any]) -> str:
     stages = ("total", "request", "plan", "execute", "normalise", "audit")
     lines = [
         "where a call's time goes under load (p50 ms of calls sampled beside the load; "
-        "audit batches in the same window)",
+        "audit batches in the same window; loop: the event loop thread's CPU a call and its "
+        "busy share of a core, other: the other threads' CPU a call)",
         f"{'scenario':12} {'target':8} {'load req/s':>10} "
         + " ".join(f"{n:>9}" for n in stages)
-        + f" {'rec/batch':>9} {'ms/batch':>8}",
+        + f" {'rec/batch':>9} {'ms/batch':>8} {'loop µs':>8} {'busy':>5} {'other µs':>8}",
     ]
     for name, per_target in results.items():
         for target, r in per_target.items():
@@ -514,5 +536,7 @@ def render_parts_of_latency(results: dict[str, Any]) -> str:
                 f"{name:12} {target:8} {r['load_rps']:>10,.0f} "
                 + " ".join(f"{p50.get(n, 0.0):>9.2f}" for n in stages)
                 + f" {r['audit_records_per_batch']:>9.1f} {r['audit_ms_per_batch']:>8.2f}"
+                + f" {r['loop_us_per_call']:>8.0f} {r['loop_busy']:>5.2f}"
+                + f" {r['others_us_per_call']:>8.0f}"
             )
     return "\n".join(lines)

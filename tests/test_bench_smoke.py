@@ -106,6 +106,9 @@ def test_parts_reads_each_stage_and_the_audit_batches_under_load(tmp_path: Path)
     assert parts["p50_ms"]["total"] >= parts["p50_ms"]["audit"] > 0
     assert parts["audit_batches"] > 0 and parts["audit_records_per_batch"] >= 1
     assert parts["audit_ms_per_batch"] > 0
+    # the loop thread's cost a call and its share of a core, the writer's thread beside it
+    assert parts["loop_us_per_call"] > 0 and 0 < parts["loop_busy"] < 2
+    assert parts["others_us_per_call"] > 0
 
 
 def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
