@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -16,9 +19,9 @@ import pytest
 
 from gateway.audit import AuditWriter
 from gateway.audit.chain import Segmenter, assign_segment, label_key
-from gateway.audit.record import content_from_call, subject_hash
+from gateway.audit.record import Content, content_from_call, subject_hash
 from gateway.audit.sealer import seal_due
-from gateway.audit.store_sqlite import SqliteStore
+from gateway.audit.store_sqlite import SqliteStore, SqliteWriterStore
 from gateway.audit.writer import key_fingerprint
 from gateway.errors import AuditUnavailable
 from tests.audit_support import (
@@ -343,6 +346,63 @@ def test_a_batch_goes_in_as_one_insert_per_chunk_and_chains_as_before(
     assert cli("audit", "seal", "-c", str(config), "--include-open")[0] == 0
     code, out, _ = cli("audit", "verify", "-c", str(config))
     assert code == 0, out
+
+
+def _spill_probe(tmp: str, writer: str) -> None:
+    """In a process of its own (SQLite reads SQLITE_TMPDIR once, when it starts): 1,000
+    records, then three batches of 64; prints whether a temporary file was made meanwhile."""
+    tmp_path, scratch = Path(tmp), Path(tmp) / "sqlite-tmp"
+    s = settings(write_config(tmp_path))
+    seg = Segmenter(s.audit.seal_period, s.audit.timezone)
+    fisher, chain, base = s.services["fisher"], s.audit.instance, at("2025-03-03", "09:00")
+
+    def batch(start: int, n: int = 64) -> list[tuple[Content, float]]:
+        calls = [call(base + start + i, pid=pid_for(start + i)) for i in range(n)]
+        return [(content_from_call(c, fisher, s.audit.key), c.started) for c in calls]
+
+    db = tmp_path / f"{writer}.sqlite"
+    key = key_fingerprint(s.audit.key)
+    if writer == "writer":
+        store = SqliteWriterStore(db, "full", chain, seg)
+        store.open(key)
+    else:  # the same statements on a connection as SQLite sets it up
+        SqliteStore.open(db, create=True).close()
+        plain = SqliteStore.open(db)
+        plain.prepare(key, chain, seg)
+
+    def append(start: int, n: int) -> None:
+        if writer == "writer":
+            store.append(lambda: batch(start, n), lambda: True)
+        else:
+            plain.append(lambda: batch(start, n), lambda: True, chain, seg)
+
+    append(0, 1000)
+    os.utime(scratch, ns=(0, 0))  # a file made and unlinked in it moves its mtime on
+    for n in range(3):
+        append(1000 + 64 * n, 64)
+    print("spilled" if scratch.stat().st_mtime_ns != 0 else "kept", _seqs(db)[-1])
+
+
+@pytest.mark.parametrize(("writer", "expected"), [("writer", "kept"), ("plain", "spilled")])
+def test_the_writer_keeps_a_batchs_statement_journal_off_the_disk(
+    tmp_path: Path, writer: str, expected: str
+) -> None:
+    """A multi-row INSERT may fail part way, so SQLite journals the statement; past 64 KiB
+    that journal spilled to a temporary file, created, unlinked and written on disk for
+    every batch under load. The writer's connection keeps it in memory. The same
+    statements on a plain connection do spill here, so the check can see a spill."""
+    (tmp_path / "sqlite-tmp").mkdir()
+    probe = "import sys; from tests.test_audit_writer import _spill_probe as p; p(*sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path), writer],
+        env={**os.environ, "SQLITE_TMPDIR": str(tmp_path / "sqlite-tmp")},
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [expected, "1192"]
 
 
 def test_subject_hash_is_hmac_sha256_of_the_citizen_id() -> None:

@@ -395,6 +395,11 @@ class SqliteWriterStore:
         if self._store is None:
             store = SqliteStore.open(self.path, synchronous=self.synchronous, create=True)
             try:
+                # A multi-row INSERT may fail part way, so SQLite keeps a statement journal;
+                # past 64 KiB it spills to a temporary file (created, unlinked and written
+                # on disk once a batch). In memory it costs a batch's touched pages, and a
+                # crash needs no statement journal: the WAL holds only committed batches.
+                store.conn.execute("PRAGMA temp_store=MEMORY")
                 # After a failure (a full disk): the committed WAL into the file and the WAL
                 # cut to nothing, so the space freed goes to new records first.
                 store.checkpoint()
