@@ -29,6 +29,7 @@ from gateway.config.runtime import Backend, Settings
 from gateway.errors import GatewayError
 from gateway.guard import BackendGuard, Bulkhead, RetryBudget
 from gateway.health import HealthMonitor
+from gateway.heap import release_retired
 from gateway.logs import AccessLog
 from gateway.maintenance import MaintenanceSwitch
 from gateway.metrics import Metrics
@@ -250,6 +251,8 @@ class Runtime:
             task = asyncio.create_task(old.retire(deadline=60.0))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+            # once the task has let go of ``old``, not from inside it
+            task.add_done_callback(lambda _: release_retired())
             self.metrics.on_reload(True)
             note = f"; restart needed for: {', '.join(restart_only)}" if restart_only else ""
             log.info("config reloaded (version %s)%s", settings.version, note)

@@ -30,6 +30,7 @@ from aiohttp import web
 from gateway.app import build_admin_app, build_app
 from gateway.config.runtime import Settings
 from gateway.errors import GatewayError
+from gateway.heap import settle
 from gateway.respond import error_response
 from gateway.runtime import Runtime
 from gateway.sdnotify import notify, watchdog_interval
@@ -185,4 +186,4 @@ async def serve(
 
 
 def run(settings: Settings) -> None:
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, on_ready=settle))

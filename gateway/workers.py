@@ -37,6 +37,7 @@ def _worker_main(config: str, index: int, port: int | None, conn: Connection) ->
 
     from gateway.cli import apply_overrides
     from gateway.config.build import load_settings
+    from gateway.heap import settle
     from gateway.logs import setup_logging
     from gateway.server import serve
 
@@ -49,9 +50,13 @@ def _worker_main(config: str, index: int, port: int | None, conn: Connection) ->
                 conn.send("beat")
                 await asyncio.sleep(_BEAT)
 
+        def ready() -> None:
+            settle()
+            conn.send("ready")
+
         task = asyncio.create_task(beats())
         try:
-            await serve(settings, worker=index, on_ready=lambda: conn.send("ready"))
+            await serve(settings, worker=index, on_ready=ready)
         finally:
             task.cancel()
 
