@@ -25,7 +25,7 @@ from bench.suite import LC2_HEADERS, Session
 from bench.targets import REPO, gateway_env, write_config
 from bench.workload import many_services_config
 
-__all__ = ["measure_startup", "profile", "soak", "summarise_speedscope"]
+__all__ = ["measure_startup", "pairs", "profile", "render_pairs", "soak", "summarise_speedscope"]
 
 
 def _import_seconds(tree: Path) -> float:
@@ -539,4 +539,58 @@ def render_parts_of_latency(results: dict[str, Any]) -> str:
                 + f" {r['loop_us_per_call']:>8.0f} {r['loop_busy']:>5.2f}"
                 + f" {r['others_us_per_call']:>8.0f}"
             )
+    return "\n".join(lines)
+
+
+def pairs(session: Session, scenarios: Sequence[Scenario], n: int) -> dict[str, Any]:
+    """The gateway and the variant only, back to back, ``n`` times per scenario with the
+    order alternating; each pair's ratio (variant/gateway) is its own.  On a shared machine
+    whose speed drifts within minutes both members of a pair meet the same drift, where a
+    whole run's rotation puts other targets between them."""
+    results: dict[str, Any] = {}
+    for s in scenarios:
+        targets = session.targets(s)
+        if "variant" not in targets:
+            raise RuntimeError("--pairs needs a variant: --patch, --ref or --variant-src")
+        both = [("gateway", targets["gateway"]), ("variant", targets["variant"])]
+        rows: list[dict[str, Any]] = []
+        for i in range(n):
+            order = both if i % 2 == 0 else both[::-1]
+            got = {t: session.measure(s, t, inst, i) for t, inst in order}
+            row: dict[str, Any] = {
+                t: {"rps": m.rps, "p99_ms": m.p99_ms, "cpu_ms_per_req": m.cpu_ms_per_req}
+                for t, m in got.items()
+            }
+            row["first"] = next(iter(got))
+            row["ratio"] = got["variant"].rps / got["gateway"].rps if got["gateway"].rps else 0.0
+            row["p99_ratio"] = (
+                got["variant"].p99_ms / got["gateway"].p99_ms if got["gateway"].p99_ms else 0.0
+            )
+            session.log(
+                f"  pair {i + 1}/{n} {s.name:<12} gateway {got['gateway'].rps:>8,.0f}  "
+                f"variant {got['variant'].rps:>8,.0f} req/s  variant/gateway {row['ratio']:.3f}"
+                f"  p99 {got['gateway'].p99_ms:.1f} / {got['variant'].p99_ms:.1f} ms"
+            )
+            rows.append(row)
+        ratios = [r["ratio"] for r in rows]
+        results[s.name] = {
+            "pairs": rows,
+            "median_ratio": statistics.median(ratios),
+            "min_ratio": min(ratios),
+            "max_ratio": max(ratios),
+            "variant_ahead": sum(r > 1 for r in ratios),
+            "median_p99_ratio": statistics.median(r["p99_ratio"] for r in rows),
+        }
+    return results
+
+
+def render_pairs(results: dict[str, Any]) -> str:
+    lines = ["variant against gateway, pair by pair (throughput ratio; the order alternates)"]
+    for name, r in results.items():
+        ratios = " ".join(f"{p['ratio']:.2f}" for p in r["pairs"])
+        lines.append(
+            f"  {name:<12} median {r['median_ratio']:.3f}  range {r['min_ratio']:.2f}-"
+            f"{r['max_ratio']:.2f}  variant ahead in {r['variant_ahead']} of {len(r['pairs'])}"
+            f"  ({ratios}); p99 variant/gateway, median {r['median_p99_ratio']:.2f}"
+        )
     return "\n".join(lines)

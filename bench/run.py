@@ -7,6 +7,8 @@
     python bench/run.py --profile        # py-spy profiles of the gateway under load
     python bench/run.py --patch my.diff --scenarios single
                                          # a patched gateway (the variant) beside the checkout
+    python bench/run.py --pairs 8 --variant-src ../other
+                                         # the two, pair by pair, order alternating
     python bench/run.py --drop           # drop the benchmark database
 
 Needs PostgreSQL (``--pg-dsn``, a server where the user may create databases),
@@ -80,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", action="store_true",
                    help="only where a call's time goes under load: Server-Timing stages and "
                         "audit batches of the gateway (and variant) under each scenario")
+    p.add_argument("--pairs", type=int, metavar="N",
+                   help="only the gateway against the variant, back to back, N pairs per "
+                        "scenario in alternating order: each pair's ratio and their median")
     p.add_argument("--stages", action="store_true",
                    help="only CPU per pipeline stage (no HTTP), checkout vs --patch")
     p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
@@ -204,6 +209,12 @@ def _main(argv: list[str] | None) -> int:
                 chosen = session.ready(_chosen(args.scenarios, ["single", "single-c1"]))
                 results["parts"] = latency_parts(session, chosen, opts.duration)
                 text = render_parts_of_latency(results["parts"])
+            elif args.pairs:
+                from bench.extras import pairs, render_pairs
+
+                chosen = session.ready(_chosen(args.scenarios, ["single"]))
+                results["pairs"] = pairs(session, chosen, args.pairs)
+                text = render_pairs(results["pairs"])
             elif args.profile:
                 from bench.extras import profile
 

@@ -111,6 +111,36 @@ def test_parts_reads_each_stage_and_the_audit_batches_under_load(tmp_path: Path)
     assert parts["others_us_per_call"] > 0
 
 
+def test_pairs_measures_gateway_and_variant_back_to_back_in_alternating_order(
+    tmp_path: Path,
+) -> None:
+    _require("wrk", "wrk")
+    _require("nginx", "nginx-light")
+    out = tmp_path / "results.json"
+    code = main([
+        *_tiny_database(),
+        "--pairs", "2",
+        "--variant-src", str(REPO),
+        "--scenarios", "single",
+        "--duration", "1",
+        "--warmup", "0",
+        "--connections", "4",
+        "--max-requests", "300",
+        "--startup-runs", "0",
+        "--results-dir", str(tmp_path),
+        "--json", str(out),
+    ])
+    assert code == 0
+    single = json.loads(out.read_text(encoding="utf-8"))["pairs"]["single"]
+    pairs = single["pairs"]
+    assert [p["first"] for p in pairs] == ["gateway", "variant"]
+    for p in pairs:
+        assert p["gateway"]["rps"] > 0 and p["variant"]["rps"] > 0
+        assert p["ratio"] == pytest.approx(p["variant"]["rps"] / p["gateway"]["rps"])
+    assert single["min_ratio"] <= single["median_ratio"] <= single["max_ratio"]
+    assert 0 <= single["variant_ahead"] <= 2 and single["median_p99_ratio"] > 0
+
+
 def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
     """bench/memtrace.py: a few thousand calls, every kind of figure present (no threshold)."""
     _require("wrk", "wrk")
