@@ -141,6 +141,28 @@ def test_pairs_measures_gateway_and_variant_back_to_back_in_alternating_order(
     assert 0 <= single["variant_ahead"] <= 2 and single["median_p99_ratio"] > 0
 
 
+def test_instructions_counts_a_call_the_same_twice(tmp_path: Path) -> None:
+    """bench/instructions.py: the gateway under callgrind, instructions a call counted; the
+    same tree counted twice gives the same count, which is what makes it worth having."""
+    _require("valgrind", "valgrind")
+    from bench.instructions import main as count_instructions
+
+    out = tmp_path / "instructions.json"
+    code = count_instructions([
+        *_tiny_database(),
+        "--calls", "30",
+        "--warmup", "20",
+        "--variant-src", str(REPO),
+        "--json", str(out),
+    ])
+    assert code == 0
+    counted = json.loads(out.read_text(encoding="utf-8"))
+    gateway, again = counted["gateway"], counted["variant"]
+    assert gateway["calls"] == 30 and gateway["loop_per_call"] > 100_000
+    assert gateway["all_per_call"] > gateway["loop_per_call"]  # the audit writer's thread too
+    assert again["loop_per_call"] == pytest.approx(gateway["loop_per_call"], rel=0.01)
+
+
 def test_memtrace_samples_the_gateway_from_inside(tmp_path: Path) -> None:
     """bench/memtrace.py: a few thousand calls, every kind of figure present (no threshold)."""
     _require("wrk", "wrk")
