@@ -8,9 +8,10 @@ came after.
 
 Calls leave no reference cycles behind (their objects go by reference counting),
 yet under load thousands of their objects are alive at once.  With Python's default
-threshold (700 net allocations) the young generation was collected hundreds of times
-a second, each time walking every call in flight.  ``YOUNG`` is above what the calls
-in flight hold, so a collection comes only when garbage that needs one builds up.
+threshold (700 net allocations) the young generation was collected some 40 times a
+second, each time walking every call in flight.  ``YOUNG`` is above the rise and fall
+of what calls in flight hold, so a collection comes only when garbage that needs one
+builds up (docs/performance.md, issue 21's fifth look).
 
 Only the process entry points (``serve`` run as a program, each worker) settle the
 heap; a process that embeds the gateway, a test run say, keeps its own settings.
