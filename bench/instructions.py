@@ -28,34 +28,19 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import free_port, http_get
+from bench.procs import free_port, wait_http
 from bench.suite import LC2_HEADERS, Options, Session, running
 from bench.targets import gateway_env, write_config
 
 __all__ = ["count", "main"]
 
 _PATH = "/api/v1/fisher?personalId="
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], admin: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited ({proc.returncode}) under callgrind")
-        try:
-            if http_get(admin, "/ready", timeout=2)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"not ready under callgrind after {timeout:.0f} s")
 
 
 def _calls(port: int, pids: list[str], n: int, seed: int) -> None:
@@ -105,27 +90,21 @@ def count(
     ]
     # a fixed hash seed: the same dict and set layouts, so the same instructions, each run
     env = {**gateway_env(tree), "PYTHONHASHSEED": "0"}
-    proc = subprocess.Popen(
-        argv, cwd=tree, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    # started and stopped by the session's supervisor: its own process group, stopped on
+    # every exit path of the harness, its output kept for the error message
+    proc = session.sup.start(f"callgrind-{name}", argv, env=env, cwd=tree)
+    pid = str(proc.popen.pid)
     try:
-        _wait_ready(proc, admin, timeout=300)
+        wait_http(proc, admin, "/ready", timeout=300, poll=0.5)
         pids = session.pid_files["hit"].read_text(encoding="ascii").split()
         _calls(port, pids, warmup, seed=1)
-        ctl = ["callgrind_control"]
-        subprocess.run([*ctl, "-z", str(proc.pid)], check=True, capture_output=True)
-        subprocess.run([*ctl, "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        for command in (["-z"], ["-i", "on"]):
+            subprocess.run(["callgrind_control", *command, pid], check=True, capture_output=True)
         _calls(port, pids, calls, seed=2)
-        subprocess.run([*ctl, "-i", "off", str(proc.pid)], check=True, capture_output=True)
-        subprocess.run([*ctl, "-d", str(proc.pid)], check=True, capture_output=True)
+        for command in (["-i", "off"], ["-d"]):
+            subprocess.run(["callgrind_control", *command, pid], check=True, capture_output=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        session.sup.stop(proc, grace=120.0)  # callgrind writes its last dump on the way out
     per_thread = _totals(out_dir)
     if not per_thread:
         raise RuntimeError(f"callgrind wrote no counts in {out_dir}")
