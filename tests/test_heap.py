@@ -16,6 +16,7 @@ from gateway.heap import YOUNG, release_retired, settle
 from tests.audit_support import serving_config
 from tests.gateway_process import GatewayProcess
 from tests.support import PEOPLE, SQLITE_QUERY, MakeClient, fisher_service, lc2_headers
+from tests.test_faults import metric, parse_metrics
 from tests.test_runtime import Q, config, start, write_config
 
 
@@ -78,11 +79,6 @@ async def test_a_reload_lets_the_retired_config_go_and_keeps_the_new_one_frozen(
     assert (await client.get("/api/v1/farms", params=Q, headers=lc2_headers())).status == 200
 
 
-def _collections(metrics: str, generation: int) -> float:
-    mark = f'python_gc_collections_total{{generation="{generation}"}} '
-    return sum(float(line[len(mark) :]) for line in metrics.splitlines() if line.startswith(mark))
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_serving_process_collects_nothing_while_calls_come_and_go(
     tmp_path: Path, workers: int
@@ -109,7 +105,8 @@ def test_the_serving_process_collects_nothing_while_calls_come_and_go(
                 total = 0.0
                 for metrics in admins:
                     async with session.get(metrics) as resp:
-                        total += _collections(await resp.text(), 0)
+                        samples = parse_metrics(await resp.text())
+                    total += metric(samples, "python_gc_collections_total", generation="0") or 0
                 return total
 
             # warm: connections, caches and metric children made before counting
