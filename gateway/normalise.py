@@ -123,6 +123,7 @@ class Mapper:
         failed: list[str],
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        keys = self._keys
         for f in fields:
             if f.children is not None:
                 out[f.name] = self._map(f.children, row, memo, failed)
@@ -133,7 +134,10 @@ class Mapper:
             if f.shared is not None and memo is not None:
                 value = self._shared(f.shared, row, memo)
             else:
-                value = self._column(row, f.column, f.column_lower or "")
+                # the learnt spelling first, inline: a row maps some twenty columns
+                value = row.get(keys.get(f.column, f.column), _MISSING)
+                if value is _MISSING:
+                    value = self._column(row, f.column, f.column_lower or "")
             if value is _MISSING or value is _FAILED:
                 failed.append(f.name)
                 out[f.name] = None

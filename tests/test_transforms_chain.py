@@ -380,3 +380,41 @@ def test_arabic_digits_keeps_the_rest_of_a_house_number() -> None:
     assert chain("๑๒๓ ม.๔".encode("cp874")) == "123 ม.4"
     assert chain("45/2") == "45/2"
     assert chain("") is None
+
+
+# ---- chains of one and two steps (compiled without the loop) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("specs", "value", "expected"),
+    [
+        (["trim", {"zfill": 5}], " 42 ", "00042"),  # each step once, in order
+        (["lower", "upper"], "Ab", "AB"),  # the second step is the second, not the first again
+        (["upper", "lower"], "Ab", "ab"),
+        ([{"default": "-"}, "trim"], None, "-"),  # a first step that runs on null
+        (["trim", {"default": "-"}], None, "-"),  # a second one
+        ([{"default": " - "}], None, " - "),
+        (["trim"], None, None),
+        (["trim", {"zfill": 5}], None, None),
+    ],
+)
+def test_short_chains_run_each_step_in_order_and_skip_null_as_the_long_ones(
+    specs: list[object], value: object, expected: object
+) -> None:
+    assert run(specs, value) == expected
+    # with a third step that changes nothing here (the loop, not a short form), the same
+    assert run([*specs, "upper" if expected is None else "trim"], value) == (
+        None if expected is None else str(expected).strip()
+    )
+
+
+def test_the_summaries_and_notes_read_the_registry() -> None:
+    from gateway.transforms import chain_note, split_spec
+
+    assert len(TRANSFORMS) == len(REGISTRY) > 0
+    with pytest.raises(TransformConfigError) as info:
+        split_spec(42)
+    assert info.value.path == (0,)
+    note = chain_note(["trim", {"zfill": 5}], {})
+    assert note.en == "zero-padded to 5 characters", note
+    assert chain_note(["trim"], {}).en == ""
