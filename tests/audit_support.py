@@ -558,8 +558,10 @@ async def commit_past_two_timeouts(
     """Commit ``overran`` through a transaction slowed past two commit timeouts (it must
     be refused), then ``after`` normally; closes the writer.
 
-    The slow part runs on the writer's thread, inside the store's transaction once the
-    records are taken: ``link`` of ``store_module`` sleeps first.
+    The slow part runs inside the store's transaction once the records are taken:
+    ``link`` of ``store_module`` sleeps first.  ``store_module`` None: the writer's store
+    slows its first batch itself (its child process runs ``tests/audit_child.py
+    slow-link``).
     """
     from gateway.audit import chain
     from gateway.errors import AuditUnavailable
@@ -569,7 +571,8 @@ async def commit_past_two_timeouts(
         return chain.link(*args, **kw)
 
     try:
-        store_module.link = slow
+        if store_module is not None:
+            store_module.link = slow
         try:
             await writer.commit(call(time.time(), request_id="overran"))
         except AuditUnavailable:
@@ -577,6 +580,7 @@ async def commit_past_two_timeouts(
         else:
             raise AssertionError("a commit past its timeout was answered as written")
     finally:
-        store_module.link = chain.link
+        if store_module is not None:
+            store_module.link = chain.link
     await writer.commit(call(time.time(), request_id="after"))
     await writer.close()
