@@ -71,26 +71,15 @@ class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO]
 
 
-def _status_bytes(pid: str = "self") -> dict[str, int]:
+def _status_bytes() -> dict[str, int]:
     want = {"VmRSS": "rss", "RssAnon": "rss_anon", "RssFile": "rss_file",
             "RssShmem": "rss_shmem", "VmHWM": "hwm", "Threads": "threads"}
     out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in want:
             parts = value.split()
             out[want[key]] = int(parts[0]) * (1024 if len(parts) > 1 else 1)
-    return out
-
-
-def _children() -> dict[str, dict[str, int]]:
-    """RSS of the gateway's child processes: the embedded audit store's statements run in
-    one (gateway/audit/store_process.py), and its SQLite memory with them."""
-    out: dict[str, dict[str, int]] = {}
-    for children in Path("/proc/self/task").glob("*/children"):
-        for pid in children.read_text().split():
-            with contextlib.suppress(OSError):
-                out[pid] = _status_bytes(pid)
     return out
 
 
@@ -308,7 +297,6 @@ class Sampler:
             "t": time.time(),
             "label": label,
             **_status_bytes(),
-            "children": _children(),
             "allocated_blocks": sys.getallocatedblocks(),
             "pymalloc": self.pymalloc(),
             "sqlite": self.sqlite_figures(conns),
@@ -424,6 +412,7 @@ def _figures(s: dict[str, Any]) -> dict[str, float]:
     """One sample as the table's MB columns."""
     m, py, sq = s["malloc"], s["pymalloc"], s.get("sqlite", {})
     conns = sq.get("connections", [])
+    audit = [c for c in conns if "audit" in Path(c["file"]).name]
     return {
         "rss": s["rss"] / MB,
         "anon": s["rss_anon"] / MB,
@@ -436,8 +425,8 @@ def _figures(s: dict[str, Any]) -> dict[str, float]:
         "free": m["fordblks"] / MB,
         "sqlite": sq.get("used", 0) / MB,
         "sqlite_peak": sq.get("peak", 0) / MB,
-        # the audit store's process (with its SQLite connection and page cache)
-        "store": sum(c["rss"] for c in s.get("children", {}).values()) / MB,
+        "cache_audit": sum(c["cache"] for c in audit) / MB,
+        "wal_audit": max((c.get("wal", 0) for c in audit), default=0) / MB,  # one file
         "cache_all": sum(c["cache"] for c in conns) / MB,
         "traced": s["traced"] / MB if "traced" in s else math.nan,
         "heaps": float(len(m.get("heaps", []))),
@@ -448,8 +437,8 @@ def _figures(s: dict[str, Any]) -> dict[str, float]:
 _COLUMNS = (
     ("rss", "RSS"), ("anon", "anon"), ("file", "file+shm"), ("pyarenas", "pyarena"),
     ("pyused", "pyused"), ("heap", "glibc"), ("inuse", "in use"), ("free", "free"),
-    ("sqlite", "sqlite"), ("sqlite_peak", "sq peak"), ("cache_all", "all pc"),
-    ("store", "store"), ("traced", "traced"), ("heaps", "arenas"),
+    ("sqlite", "sqlite"), ("sqlite_peak", "sq peak"), ("cache_audit", "audit pc"),
+    ("cache_all", "all pc"), ("wal_audit", "WAL"), ("traced", "traced"), ("heaps", "arenas"),
     ("threads", "thr"),
 )
 
@@ -478,8 +467,8 @@ def summarise(samples: Sequence[dict[str, Any]], marks: Sequence[tuple[float, in
     head = f"{'requests':>10} {'':<11}" + "".join(f"{title:>9}" for _, title in _COLUMNS)
     lines = ["MB (pyarena/pyused: pymalloc's arenas and blocks in use; glibc: malloc arenas + "
              "mmapped chunks, in use, free; sq peak: SQLite's most since the previous sample; "
-             "pc: this process's SQLite page caches; store: RSS of the audit store's own "
-             "process, not in RSS; arenas: glibc malloc arenas)", head]
+             "pc: SQLite page caches; WAL: the audit store's -wal file on disk; arenas: glibc "
+             "malloc arenas)", head]
     lines += [label + "".join(_cell(k, f[k]) for k, _ in _COLUMNS) for label, f in rows]
     by_label = {s["label"]: s for s in samples if s["label"]}
     deltas: dict[str, Any] = {}
@@ -499,9 +488,6 @@ def summarise(samples: Sequence[dict[str, Any]], marks: Sequence[tuple[float, in
         peak = max(s["hwm"] for s in samples) / MB
         lines.append(f"peak RSS (VmHWM) {peak:.1f} MB; the largest sample {top['rss'] / MB:.1f} MB"
                      if top is not None else "")
-        store = [c["hwm"] for s in samples for c in s.get("children", {}).values()]
-        if store:
-            lines.append(f"the audit store's process: peak RSS (VmHWM) {max(store) / MB:.1f} MB")
     last = by_label.get("before-trim") or (samples[-1] if samples else None)
     if last is not None:
         heaps = last["malloc"].get("heaps", [])

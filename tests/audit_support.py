@@ -558,10 +558,8 @@ async def commit_past_two_timeouts(
     """Commit ``overran`` through a transaction slowed past two commit timeouts (it must
     be refused), then ``after`` normally; closes the writer.
 
-    The slow part runs inside the store's transaction once the records are taken:
-    ``link`` of ``store_module`` sleeps first.  ``store_module`` None: the writer's store
-    slows its first batch itself (its child process runs ``tests/audit_child.py
-    slow-link``).
+    The slow part runs on the writer's thread, inside the store's transaction once the
+    records are taken: ``link`` of ``store_module`` sleeps first.
     """
     from gateway.audit import chain
     from gateway.errors import AuditUnavailable
@@ -571,8 +569,7 @@ async def commit_past_two_timeouts(
         return chain.link(*args, **kw)
 
     try:
-        if store_module is not None:
-            store_module.link = slow
+        store_module.link = slow
         try:
             await writer.commit(call(time.time(), request_id="overran"))
         except AuditUnavailable:
@@ -580,7 +577,6 @@ async def commit_past_two_timeouts(
         else:
             raise AssertionError("a commit past its timeout was answered as written")
     finally:
-        if store_module is not None:
-            store_module.link = chain.link
+        store_module.link = chain.link
     await writer.commit(call(time.time(), request_id="after"))
     await writer.close()

@@ -21,11 +21,9 @@ from gateway.audit import AuditWriter
 from gateway.audit.chain import Segmenter, assign_segment, label_key
 from gateway.audit.record import Content, content_from_call, subject_hash
 from gateway.audit.sealer import seal_due
-from gateway.audit.store_process import ProcessStore
 from gateway.audit.store_sqlite import SqliteStore, SqliteWriterStore
 from gateway.audit.writer import key_fingerprint
 from gateway.errors import AuditUnavailable
-from tests.audit_child import child_command
 from tests.audit_support import (
     at,
     call,
@@ -40,15 +38,9 @@ from tests.audit_support import (
 from tests.support import assert_sqlite_free, others_turn
 
 
-async def _writer(config: Path, *, child: str | None = None, **over: object) -> AuditWriter:
-    """A started writer; ``child``: the mode of its store's process (tests/audit_child.py)."""
+async def _writer(config: Path, **over: object) -> AuditWriter:
     s = settings(config)
     writer = AuditWriter(replace(s.audit, **over), s.services)  # type: ignore[arg-type]
-    if child is not None:
-        a = writer._settings
-        writer._store = ProcessStore(
-            a.path, a.synchronous, a.instance, writer.segmenter, command=child_command(child)
-        )
     await writer.start()
     return writer
 
@@ -168,9 +160,10 @@ async def test_a_commit_that_outlives_its_timeout_inside_the_transaction_is_not_
     tmp_path: Path,
 ) -> None:
     """Told 503, recorded 200: never. The transaction that overran is rolled back."""
+    import gateway.audit.store_sqlite as store_sqlite
+
     config = write_config(tmp_path, commit_timeout=0.3)
-    writer = await _writer(config, child="slow-link:0.75")
-    await commit_past_two_timeouts(writer, None, commit_timeout=0.3)
+    await commit_past_two_timeouts(await _writer(config), store_sqlite, commit_timeout=0.3)
     db = tmp_path / "audit.sqlite"
     rows = sql(db, "SELECT request_id, status FROM audit_log ORDER BY seq")
     assert ("overran", 200) not in rows and rows[-1] == ("after", 200), rows

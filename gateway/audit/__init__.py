@@ -14,26 +14,7 @@ search      search, who-accessed, export; report*: the monthly usage report
 cli*        the ``lc2-gateway audit`` and ``lc2-gateway report`` commands
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from gateway.audit.record import subject_hash
-    from gateway.audit.writer import SCHEMA, AuditWriter
+from gateway.audit.record import subject_hash
+from gateway.audit.writer import SCHEMA, AuditWriter
 
 __all__ = ["SCHEMA", "AuditWriter", "subject_hash"]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported when first asked for, not with the package: the store's own process
-    # (store_process.py) imports a few submodules and none of the writer's config.
-    if name == "subject_hash":
-        from gateway.audit.record import subject_hash
-
-        return subject_hash
-    if name in ("SCHEMA", "AuditWriter"):
-        from gateway.audit import writer
-
-        return getattr(writer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,8 +18,6 @@ qualified table names.
 from __future__ import annotations
 
 import contextlib
-import math
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,20 +43,6 @@ class StoreError(Exception):
 
 class LateCommit(Exception):
     """A batch reached its commit after its callers' deadline: rolled back, not committed."""
-
-
-class Deadline:
-    """When a batch's callers stop waiting (``time.monotonic()``); called, whether that is
-    still ahead.  A store checks it just before its commit; a store whose statements run in
-    another process sends ``due`` there."""
-
-    __slots__ = ("due",)
-
-    def __init__(self, due: float = math.inf) -> None:
-        self.due = due
-
-    def __call__(self) -> bool:
-        return time.monotonic() < self.due
 
 
 def quoted(columns: Sequence[str]) -> str:

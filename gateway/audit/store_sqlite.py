@@ -1,13 +1,12 @@
 """The embedded audit store: one SQLite file in WAL mode.
 
 All statements run on plain ``sqlite3`` connections.  The gateway's writer
-runs them in a process of its own (store_process.py; one hop per batch: begin,
-read the chain head, link, insert, move the head, commit), so the event loop
-never waits on the disk, nor for the GIL the statements take back.  Several
-worker processes may share the file: they take turns on the ``<file>-writers``
-lock, ``BEGIN IMMEDIATE`` serialises their appends against any other writer,
-and each reads the chain head inside its own transaction, so they extend one
-chain without a fork.
+runs them on one dedicated thread (one hop per batch: begin, read the chain
+head, link, insert, move the head, commit), so the event loop never waits on
+the disk.  Several worker processes may share the file: they take turns on
+the ``<file>-writers`` lock, ``BEGIN IMMEDIATE`` serialises their appends
+against any other writer, and each reads the chain head inside its own
+transaction, so they extend one chain without a fork.
 
 A SQLite transaction is atomic on a crash (even ``kill -9`` mid-commit): a
 batch is either wholly in the file, with the chain head that points at it,
@@ -21,7 +20,7 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -436,27 +435,6 @@ class SqliteWriterStore:
 
     def probe(self, now: str) -> None:
         self._guarded(lambda s: s.probe(self.chain, now))
-
-    def head(self) -> Head:
-        """The chain's head as this connection sees it (inside a transaction: as it stands)."""
-        return self._guarded(lambda s: s._head(self.chain))
-
-    def find(self, seq: int, key: Mapping[str, object]) -> Head | None:
-        """The chain's head as it was after record ``seq``, if that record has ``key``'s
-        values (the record a batch whose outcome is unknown ended with); else None."""
-
-        def look(s: SqliteStore) -> Head | None:
-            cols = list(key)
-            row = s.conn.execute(
-                f"SELECT {quoted(cols)}, row_hash, segment FROM audit_log "
-                "WHERE chain = ? AND seq = ?",
-                (self.chain, seq),
-            ).fetchone()
-            if row is None or tuple(row[: len(cols)]) != tuple(key.values()):
-                return None
-            return Head(seq, row[-2], row[-1], s._head(self.chain).sealed_segment)
-
-        return self._guarded(look)
 
     def free_bytes(self) -> int | None:
         """Free space on the store's volume for an unprivileged writer; None if unknown."""

@@ -6,11 +6,9 @@ in one transaction (group commit) and wakes every waiter of the batch with a
 single call into the event loop.  Under load one fsync covers many calls, yet
 no caller is answered before its own record is committed.
 
-The thread, not a task on the loop, drives the store: a batch costs the loop
+The thread, not a task on the loop, owns the store: a batch costs the loop
 one wake-up, and the store's statements never wait for a turn of a busy loop
-between them.  The embedded SQLite store's statements themselves run in a
-child process (store_process.py): each ``sqlite3`` statement would otherwise
-take this process's GIL back from the loop's thread, several times a batch.
+between them.
 
 When the store can not be written (disk full, locked, unreachable, corrupt):
 
@@ -49,9 +47,8 @@ from gateway.audit.chain import Head, Segmenter
 from gateway.audit.config import AuditSettings
 from gateway.audit.record import Content, content_from_call, iso_utc, subject_hash
 from gateway.audit.sealer import SealingStore, seal_due
-from gateway.audit.store import Deadline, LateCommit, StoreError
-from gateway.audit.store_process import ProcessStore
-from gateway.audit.store_sqlite import SCHEMA, KeyMismatch
+from gateway.audit.store import LateCommit, StoreError
+from gateway.audit.store_sqlite import SCHEMA, KeyMismatch, SqliteWriterStore
 from gateway.errors import AuditUnavailable
 from gateway.observe import CallRecord
 
@@ -71,6 +68,7 @@ def key_fingerprint(key: bytes) -> str:
 
 Item = tuple[Content, float]  # a record's content and its time stamp
 Take = Callable[[], list[Item]]  # called by a store once it holds the chain's lock
+InTime = Callable[[], bool]  # called by a store just before its commit
 
 QUEUED, COMMITTING, ABANDONED = 0, 1, 2
 _COMMITTED, _EXPIRED = "committed", "expired"  # what a waiter's future says
@@ -85,7 +83,7 @@ class _Store(Protocol):
 
     def open(self, fingerprint: str) -> None: ...
 
-    def append(self, take: Take, in_time: Deadline) -> Head | None: ...
+    def append(self, take: Take, in_time: InTime) -> Head | None: ...
 
     def probe(self, now: str) -> None: ...
 
@@ -176,8 +174,7 @@ class AuditWriter:
 
             assert s.postgresql is not None
             return PostgresWriterStore(s.postgresql, s.instance, self.segmenter)
-        # its statements in a process of their own, off this process's GIL (store_process.py)
-        return ProcessStore(s.path, s.synchronous, s.instance, self.segmenter)
+        return SqliteWriterStore(s.path, s.synchronous, s.instance, self.segmenter)
 
     @property
     def fail_closed(self) -> bool:
@@ -437,7 +434,7 @@ class AuditWriter:
         if not old and not entries:
             return True, None, 0, 0.0
         taken = [0]
-        deadline = Deadline()
+        due = [math.inf]
 
         def take() -> list[Item]:
             with self._claim:
@@ -447,12 +444,15 @@ class AuditWriter:
             items = [*old, *(e.item for e in live)]
             taken[0] = len(items)
             if self.fail_closed:
-                deadline.due = min((e.due for e in live), default=math.inf)
+                due[0] = min((e.due for e in live), default=math.inf)
             return items
+
+        def in_time() -> bool:
+            return time.monotonic() < due[0]
 
         t0 = perf_counter()
         try:
-            head = self._store.append(take, deadline)
+            head = self._store.append(take, in_time)
         except (StoreError, KeyMismatch, LateCommit) as exc:
             self._failed(str(exc))
             return False, self.last_error, taken[0] or len(old) + len(entries), perf_counter() - t0
