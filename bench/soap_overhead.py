@@ -172,7 +172,8 @@ async def _direct(soap_url: str, total: int, concurrency: int, warmup: int) -> R
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=10) as http:
         with httpx.Client(timeout=10) as wsdl_http:
-            transport = AsyncTransport(client=http, wsdl_client=wsdl_http)
+            # zeep ships no type hints (adapters/soap.py says so the same way)
+            transport = AsyncTransport(client=http, wsdl_client=wsdl_http)  # type: ignore[no-untyped-call]
             client = await asyncio.to_thread(
                 zeep.AsyncClient, soap_url + "?wsdl", transport=transport
             )
