@@ -295,9 +295,7 @@ def _profile_one(
     worker.join()
     summary = summarise_speedscope(out)
     summary["thread_cpu_share"] = {
-        str(tid): (after[tid] - before.get(tid, 0.0)) / wall
-        for tid in after
-        if after[tid] - before.get(tid, 0.0) > 0
+        str(tid): cpu / wall for tid, cpu in _spent(before, after).items() if cpu > 0
     }
     # the load's mean rate stands for the rate inside the sampled window
     summary["calls"] = done[0].rps * wall if done else 0.0
@@ -503,13 +501,18 @@ def latency_parts(session: Session, scenarios: Sequence[Scenario], seconds: int)
     return results
 
 
+def _spent(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
+    """CPU seconds each thread ran between two ``thread_cpu`` readings (a new one: all)."""
+    return {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+
+
 def _thread_costs(
     pid: int, before: dict[int, float], after: dict[int, float], wall: float, rps: float
 ) -> dict[str, float]:
     """The loop thread's CPU a call and its busy share of a core, and the other threads'
     CPU a call (the audit writer's among them).  A loop thread well short of a whole core
     while calls queue waits off the CPU: for the GIL or for the audit's commit."""
-    spent = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    spent = _spent(before, after)
     loop = spent.pop(pid, 0.0)
     calls = rps * wall
     return {
