@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import build_app, build_runtime
+from gateway.app import RUNTIME, build_app, build_runtime
 from gateway.config.runtime import Settings
 from tests.support import (
     EXPECTED,
@@ -416,9 +416,16 @@ async def test_pool_exhaustion_is_503_with_retry_after(
         },
     )
     client = await _client(aiohttp_client, settings)
+    guard = client.app[RUNTIME].current.pipeline.guards["one"]
     q = {"personalId": NO_RECORD_PID}
     first = asyncio.ensure_future(client.get("/api/v1/slow", params=q, headers=lc2_headers()))
-    await asyncio.sleep(0.05)
+    # the second call goes once the first holds the backend's only slot: a fixed sleep
+    # raced the first call's sign-in and parsing on a busy machine
+    for _ in range(1000):
+        if guard.bulkhead.active:
+            break
+        await asyncio.sleep(0.005)
+    assert guard.bulkhead.active == 1
     second = await client.get("/api/v1/slow", params=q, headers=lc2_headers())
     assert second.status == 503
     assert (await second.json())["responseCode"] == "304"

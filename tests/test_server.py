@@ -70,6 +70,7 @@ class Gateway:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self._out: str | None = None  # what it printed, once stopped
 
     def wait_ready(self, admin_port: int, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -86,8 +87,6 @@ class Gateway:
             except OSError:
                 time.sleep(0.1)
         raise AssertionError("gateway not ready: " + self.output())
-
-        self._out: str | None = None
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
