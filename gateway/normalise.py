@@ -93,14 +93,16 @@ class Mapper:
     def _column(self, row: Row, column: str, column_lower: str) -> object:
         """The row's value of ``column``, however the driver spells it (PostgreSQL folds
         names to lower case); ``_MISSING`` if the row has no such column."""
-        keys = self._keys
-        value = row.get(keys.get(column, column), _MISSING)
-        if value is _MISSING:
-            for k in row:
-                if str(k).lower() == column_lower:
-                    keys[column] = k
-                    return row[k]
-        return value
+        value = row.get(self._keys.get(column, column), _MISSING)
+        return self._search(row, column, column_lower) if value is _MISSING else value
+
+    def _search(self, row: Row, column: str, column_lower: str) -> object:
+        """``column`` under another spelling, learnt for the rows after; else ``_MISSING``."""
+        for k in row:
+            if str(k).lower() == column_lower:
+                self._keys[column] = k
+                return row[k]
+        return _MISSING
 
     def _shared(self, index: int, row: Row, memo: list[object]) -> object:
         value = memo[index]
@@ -137,7 +139,7 @@ class Mapper:
                 # the learnt spelling first, inline: a row maps some twenty columns
                 value = row.get(keys.get(f.column, f.column), _MISSING)
                 if value is _MISSING:
-                    value = self._column(row, f.column, f.column_lower or "")
+                    value = self._search(row, f.column, f.column_lower or "")
             if value is _MISSING or value is _FAILED:
                 failed.append(f.name)
                 out[f.name] = None
